@@ -1,0 +1,307 @@
+//! Wire types to domain types and back. A missing or malformed field becomes a
+//! field violation (INVALID_ARGUMENT), never a panic.
+
+use std::time::Duration;
+
+use slipway::v1 as proto;
+
+use crate::{
+    domain::{
+        self, Action, BuildStep, DeploymentId, DeploymentSpec, EventKind, FieldViolation, Health,
+        Listen, LogLevel, LogStream, Readiness, RuntimeKind, Stage, Timestamp, WorkloadId,
+        allowed_actions,
+    },
+    orchestrator::NewDeployment,
+};
+
+pub type Violations = Vec<FieldViolation>;
+
+/// Parses a required workload id.
+pub fn workload_id(field: &str, text: &str) -> Result<WorkloadId, Violations> {
+    if text.is_empty() {
+        return Err(vec![FieldViolation::new(field, "is required")]);
+    }
+    WorkloadId::parse(text).map_err(|error| vec![FieldViolation::new(field, error.to_string())])
+}
+
+/// Parses a required deployment id.
+pub fn deployment_id(field: &str, text: &str) -> Result<DeploymentId, Violations> {
+    if text.is_empty() {
+        return Err(vec![FieldViolation::new(field, "is required")]);
+    }
+    DeploymentId::parse(text).map_err(|error| vec![FieldViolation::new(field, error.to_string())])
+}
+
+/// Parses an optional deployment id (empty: none).
+pub fn optional_deployment_id(field: &str, text: &str) -> Result<Option<DeploymentId>, Violations> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        deployment_id(field, text).map(Some)
+    }
+}
+
+pub fn timestamp(time: Timestamp) -> prost_types::Timestamp {
+    let (seconds, nanos) = time.seconds_and_nanos();
+    prost_types::Timestamp { seconds, nanos }
+}
+
+pub fn stage(stage: Stage) -> proto::Stage {
+    match stage {
+        Stage::Pending => proto::Stage::Pending,
+        Stage::Validate => proto::Stage::Validate,
+        Stage::Build => proto::Stage::Build,
+        Stage::Deploy => proto::Stage::Deploy,
+        Stage::Running => proto::Stage::Running,
+        Stage::Stopping => proto::Stage::Stopping,
+        Stage::Stopped => proto::Stage::Stopped,
+        Stage::Failed => proto::Stage::Failed,
+    }
+}
+
+/// A stage from the wire; `None` for unspecified or unknown values.
+pub fn stage_from_wire(value: i32) -> Option<Stage> {
+    match proto::Stage::try_from(value).ok()? {
+        proto::Stage::Unspecified => None,
+        proto::Stage::Pending => Some(Stage::Pending),
+        proto::Stage::Validate => Some(Stage::Validate),
+        proto::Stage::Build => Some(Stage::Build),
+        proto::Stage::Deploy => Some(Stage::Deploy),
+        proto::Stage::Running => Some(Stage::Running),
+        proto::Stage::Stopping => Some(Stage::Stopping),
+        proto::Stage::Stopped => Some(Stage::Stopped),
+        proto::Stage::Failed => Some(Stage::Failed),
+    }
+}
+
+fn health(health: Health) -> proto::Health {
+    match health {
+        Health::Unknown => proto::Health::Unknown,
+        Health::Healthy => proto::Health::Healthy,
+        Health::Unhealthy => proto::Health::Unhealthy,
+    }
+}
+
+fn action(action: Action) -> proto::Action {
+    match action {
+        Action::Start => proto::Action::Start,
+        Action::Stop => proto::Action::Stop,
+        Action::Restart => proto::Action::Restart,
+        Action::Delete => proto::Action::Delete,
+    }
+}
+
+fn runtime(kind: RuntimeKind) -> proto::Runtime {
+    match kind {
+        RuntimeKind::Process => proto::Runtime::Process,
+        RuntimeKind::Docker => proto::Runtime::Docker,
+    }
+}
+
+fn seconds(duration: Duration) -> u32 {
+    u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
+}
+
+impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
+    type Error = Violations;
+
+    fn try_from(spec: proto::DeploymentSpec) -> Result<Self, Self::Error> {
+        let mut violations = Vec::new();
+        let runtime = match proto::Runtime::try_from(spec.runtime) {
+            Ok(proto::Runtime::Unspecified | proto::Runtime::Process) => RuntimeKind::Process,
+            Ok(proto::Runtime::Docker) => RuntimeKind::Docker,
+            Err(_) => {
+                violations.push(FieldViolation::new("spec.runtime", "unknown runtime"));
+                RuntimeKind::Process
+            }
+        };
+        let listen = match spec.listen {
+            None => None,
+            Some(listen) => match u16::try_from(listen.container_port) {
+                Ok(container_port) => Some(Listen { container_port }),
+                Err(_) => {
+                    violations.push(FieldViolation::new(
+                        "spec.listen.container_port",
+                        "must be at most 65535",
+                    ));
+                    None
+                }
+            },
+        };
+        let readiness = match spec.readiness.and_then(|readiness| readiness.probe) {
+            Some(proto::readiness::Probe::Tcp(_)) => Readiness::Tcp,
+            Some(proto::readiness::Probe::Http(http)) => Readiness::Http { path: http.path },
+            Some(proto::readiness::Probe::None(_)) => Readiness::None,
+            None if listen.is_some() => Readiness::Tcp,
+            None => Readiness::None,
+        };
+        let stop_grace_period = spec
+            .stop_grace_period_seconds
+            .map_or(DeploymentSpec::DEFAULT_STOP_GRACE_PERIOD, |seconds| {
+                Duration::from_secs(seconds.into())
+            });
+        let startup_timeout = spec
+            .startup_timeout_seconds
+            .map_or(DeploymentSpec::DEFAULT_STARTUP_TIMEOUT, |seconds| {
+                Duration::from_secs(seconds.into())
+            });
+        if !violations.is_empty() {
+            return Err(violations);
+        }
+        Ok(DeploymentSpec {
+            runtime,
+            command: spec.command,
+            build: spec
+                .build
+                .into_iter()
+                .map(|step| BuildStep {
+                    command: step.command,
+                })
+                .collect(),
+            env: spec.env.into_iter().collect(),
+            listen,
+            readiness,
+            stop_grace_period,
+            startup_timeout,
+        })
+    }
+}
+
+impl TryFrom<proto::CreateDeploymentRequest> for NewDeployment {
+    type Error = Violations;
+
+    fn try_from(request: proto::CreateDeploymentRequest) -> Result<Self, Self::Error> {
+        let spec = request
+            .spec
+            .ok_or_else(|| vec![FieldViolation::new("spec", "is required")])?;
+        Ok(NewDeployment {
+            name: request.name,
+            project: request.project,
+            service_path: request.service_path,
+            spec: spec.try_into()?,
+            labels: request.labels.into_iter().collect(),
+        })
+    }
+}
+
+impl From<DeploymentSpec> for proto::DeploymentSpec {
+    fn from(spec: DeploymentSpec) -> Self {
+        let probe = match spec.readiness {
+            Readiness::Tcp => proto::readiness::Probe::Tcp(proto::TcpProbe {}),
+            Readiness::Http { path } => proto::readiness::Probe::Http(proto::HttpProbe { path }),
+            Readiness::None => proto::readiness::Probe::None(proto::NoProbe {}),
+        };
+        proto::DeploymentSpec {
+            runtime: runtime(spec.runtime).into(),
+            command: spec.command,
+            build: spec
+                .build
+                .into_iter()
+                .map(|step| proto::BuildStep {
+                    command: step.command,
+                })
+                .collect(),
+            env: spec.env.into_iter().collect(),
+            listen: spec.listen.map(|listen| proto::Listen {
+                container_port: listen.container_port.into(),
+            }),
+            readiness: Some(proto::Readiness { probe: Some(probe) }),
+            stop_grace_period_seconds: Some(seconds(spec.stop_grace_period)),
+            startup_timeout_seconds: Some(seconds(spec.startup_timeout)),
+        }
+    }
+}
+
+impl From<domain::Deployment> for proto::Deployment {
+    fn from(deployment: domain::Deployment) -> Self {
+        proto::Deployment {
+            id: deployment.id.to_string(),
+            name: deployment.name,
+            project: deployment.project,
+            service_path: deployment.service_path,
+            spec: Some(deployment.spec.into()),
+            labels: deployment.labels.into_iter().collect(),
+            created_at: Some(timestamp(deployment.created_at)),
+            updated_at: Some(timestamp(deployment.updated_at)),
+        }
+    }
+}
+
+impl From<domain::Workload> for proto::Workload {
+    fn from(workload: domain::Workload) -> Self {
+        proto::Workload {
+            id: workload.id.to_string(),
+            deployment_id: workload.deployment_id.to_string(),
+            stage: stage(workload.stage).into(),
+            health: health(workload.health).into(),
+            generation: workload.generation,
+            port: workload.port.map_or(0, u32::from),
+            runtime_id: workload.runtime_id.unwrap_or_default(),
+            error: workload.error.unwrap_or_default(),
+            exit_code: workload.exit_code,
+            allowed_actions: allowed_actions(workload.stage)
+                .iter()
+                .map(|allowed| action(*allowed).into())
+                .collect(),
+            created_at: Some(timestamp(workload.created_at)),
+            updated_at: Some(timestamp(workload.updated_at)),
+            started_at: workload.started_at.map(timestamp),
+            stopped_at: workload.stopped_at.map(timestamp),
+            failed_stage: workload
+                .failed_stage
+                .map_or(proto::Stage::Unspecified, stage)
+                .into(),
+            revision: workload.revision,
+        }
+    }
+}
+
+impl From<domain::LogLine> for proto::LogEntry {
+    fn from(line: domain::LogLine) -> Self {
+        let stream = match line.stream {
+            LogStream::Stdout => proto::Stream::Stdout,
+            LogStream::Stderr => proto::Stream::Stderr,
+            LogStream::System => proto::Stream::System,
+        };
+        let level = match line.level {
+            LogLevel::Debug => proto::Level::Debug,
+            LogLevel::Info => proto::Level::Info,
+            LogLevel::Warn => proto::Level::Warn,
+            LogLevel::Error => proto::Level::Error,
+        };
+        proto::LogEntry {
+            seq: line.seq,
+            generation: line.generation,
+            timestamp: Some(timestamp(line.timestamp)),
+            stage: stage(line.stage).into(),
+            level: level.into(),
+            stream: stream.into(),
+            message: line.message,
+            workload_id: line.workload_id.to_string(),
+        }
+    }
+}
+
+impl From<domain::Event> for proto::Event {
+    fn from(event: domain::Event) -> Self {
+        let kind = match event.kind {
+            EventKind::DeploymentCreated => proto::EventType::DeploymentCreated,
+            EventKind::DeploymentDeleted => proto::EventType::DeploymentDeleted,
+            EventKind::WorkloadCreated => proto::EventType::WorkloadCreated,
+            EventKind::WorkloadUpdated => proto::EventType::WorkloadUpdated,
+            EventKind::WorkloadDeleted => proto::EventType::WorkloadDeleted,
+        };
+        proto::Event {
+            revision: event.revision,
+            timestamp: Some(timestamp(event.timestamp)),
+            r#type: kind.into(),
+            deployment_id: event.deployment_id.to_string(),
+            workload_id: event
+                .workload_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            workload: event.workload.map(Into::into),
+            message: event.message,
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Orchestrator errors to gRPC statuses, with rich details: `ErrorInfo` for an
+//! invalid state, `BadRequest` field violations for invalid input.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{domain::FieldViolation, orchestrator::OrchestratorError};
+
+/// The `ErrorInfo.domain` of Slipway's errors.
+pub const ERROR_DOMAIN: &str = "slipway.dev";
+
+/// `INVALID_ARGUMENT` naming every bad field.
+pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
+    let mut details = ErrorDetails::new();
+    for violation in violations {
+        details.add_bad_request_violation(&violation.field, &violation.description);
+    }
+    let message = violations
+        .iter()
+        .map(|violation| format!("{}: {}", violation.field, violation.description))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {message}"),
+        details,
+    )
+}
+
+/// The status a client gets for `error`. Internal details are logged, not sent.
+pub fn to_status(error: OrchestratorError) -> Status {
+    match error {
+        OrchestratorError::NotFound { .. } => Status::not_found(error.to_string()),
+        OrchestratorError::InvalidArgument { violations } => invalid_argument(&violations),
+        OrchestratorError::InvalidState {
+            workload_id,
+            current_stage,
+            message,
+        } => {
+            let mut details = ErrorDetails::new();
+            let metadata = HashMap::from([
+                ("workload_id".to_owned(), workload_id.to_string()),
+                (
+                    "current_stage".to_owned(),
+                    current_stage.as_str().to_owned(),
+                ),
+            ]);
+            details.set_error_info("INVALID_STATE", ERROR_DOMAIN, metadata);
+            Status::with_error_details(Code::FailedPrecondition, message, details)
+        }
+        OrchestratorError::AlreadyExists { .. } => Status::already_exists(error.to_string()),
+        OrchestratorError::Compacted { requested, oldest } => {
+            let mut details = ErrorDetails::new();
+            let metadata = HashMap::from([
+                ("requested_revision".to_owned(), requested.to_string()),
+                ("oldest_revision".to_owned(), oldest.to_string()),
+            ]);
+            details.set_error_info("REVISION_COMPACTED", ERROR_DOMAIN, metadata);
+            Status::with_error_details(Code::OutOfRange, error.to_string(), details)
+        }
+        OrchestratorError::Unavailable(message) => Status::unavailable(message),
+        OrchestratorError::Internal { context, source } => {
+            tracing::error!(error = %source, context, "internal error");
+            Status::internal(format!("internal error while {context}"))
+        }
+    }
+}

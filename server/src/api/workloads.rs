@@ -1,0 +1,313 @@
+//! `slipway.v1.WorkloadService`.
+
+use std::{pin::Pin, time::Duration};
+
+use futures::{Stream, StreamExt};
+use slipway::v1::{
+    CreateWorkloadRequest, DeleteWorkloadRequest, DeleteWorkloadResponse, Event, GetLogsRequest,
+    GetLogsResponse, GetWorkloadRequest, ListWorkloadsRequest, ListWorkloadsResponse, LogEntry,
+    RestartWorkloadRequest, StartWorkloadRequest, StopWorkloadRequest, StreamLogsRequest,
+    WatchEventsRequest, Workload, WorkloadProgress, workload_progress::Update,
+    workload_service_server::WorkloadService,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::{
+    convert,
+    status::{invalid_argument, to_status},
+};
+use crate::{
+    domain::{FieldViolation, Operation},
+    orchestrator::{Orchestrator, Progress},
+    store::{EventFilter, WorkloadFilter},
+};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Lines per GetLogs page: the default and the most.
+const DEFAULT_LOG_PAGE: u64 = 1000;
+const MAX_LOG_PAGE: u64 = 10_000;
+
+pub struct WorkloadApi {
+    orchestrator: Orchestrator,
+    /// Cancelled when the server shuts down: long streams end then.
+    closing: CancellationToken,
+}
+
+/// Ends `stream` when `closing` is cancelled, so a shutdown is not held up by
+/// followers and watchers.
+fn until_closing<T: Send + 'static>(
+    stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
+    closing: &CancellationToken,
+) -> BoxStream<T> {
+    Box::pin(stream.take_until(closing.clone().cancelled_owned()))
+}
+
+impl WorkloadApi {
+    pub fn new(orchestrator: Orchestrator, closing: CancellationToken) -> Self {
+        Self {
+            orchestrator,
+            closing,
+        }
+    }
+
+    async fn operation(
+        &self,
+        workload_id: &str,
+        deployment_id: &str,
+        operation: Operation,
+        grace: Option<Duration>,
+    ) -> Result<Response<BoxStream<WorkloadProgress>>, Status> {
+        let bad = |violations: Vec<FieldViolation>| invalid_argument(&violations);
+        let id = convert::workload_id("workload_id", workload_id).map_err(bad)?;
+        let deployment =
+            convert::optional_deployment_id("deployment_id", deployment_id).map_err(bad)?;
+        let progress = self
+            .orchestrator
+            .operation_progress(&id, deployment.as_ref(), operation, grace)
+            .await
+            .map_err(to_status)?;
+        let messages = progress.map(|item| {
+            item.map(|progress| WorkloadProgress {
+                update: Some(match progress {
+                    Progress::Workload(workload) => Update::Workload(workload.into()),
+                    Progress::Log(line) => Update::Log(line.into()),
+                }),
+            })
+            .map_err(to_status)
+        });
+        Ok(Response::new(until_closing(messages, &self.closing)))
+    }
+}
+
+#[tonic::async_trait]
+impl WorkloadService for WorkloadApi {
+    type StartWorkloadStream = BoxStream<WorkloadProgress>;
+    type StopWorkloadStream = BoxStream<WorkloadProgress>;
+    type RestartWorkloadStream = BoxStream<WorkloadProgress>;
+    type StreamLogsStream = BoxStream<LogEntry>;
+    type WatchEventsStream = BoxStream<Event>;
+
+    async fn create_workload(
+        &self,
+        request: Request<CreateWorkloadRequest>,
+    ) -> Result<Response<Workload>, Status> {
+        let id = convert::deployment_id("deployment_id", &request.into_inner().deployment_id)
+            .map_err(|violations| invalid_argument(&violations))?;
+        let workload = self
+            .orchestrator
+            .create_workload(&id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(workload.into()))
+    }
+
+    async fn start_workload(
+        &self,
+        request: Request<StartWorkloadRequest>,
+    ) -> Result<Response<Self::StartWorkloadStream>, Status> {
+        let request = request.into_inner();
+        self.operation(
+            &request.workload_id,
+            &request.deployment_id,
+            Operation::Start,
+            None,
+        )
+        .await
+    }
+
+    async fn stop_workload(
+        &self,
+        request: Request<StopWorkloadRequest>,
+    ) -> Result<Response<Self::StopWorkloadStream>, Status> {
+        let request = request.into_inner();
+        let grace = request
+            .grace_period_seconds
+            .map(|seconds| Duration::from_secs(seconds.into()));
+        self.operation(
+            &request.workload_id,
+            &request.deployment_id,
+            Operation::Stop,
+            grace,
+        )
+        .await
+    }
+
+    async fn restart_workload(
+        &self,
+        request: Request<RestartWorkloadRequest>,
+    ) -> Result<Response<Self::RestartWorkloadStream>, Status> {
+        let request = request.into_inner();
+        self.operation(
+            &request.workload_id,
+            &request.deployment_id,
+            Operation::Restart,
+            None,
+        )
+        .await
+    }
+
+    async fn get_workload(
+        &self,
+        request: Request<GetWorkloadRequest>,
+    ) -> Result<Response<Workload>, Status> {
+        let id = convert::workload_id("workload_id", &request.into_inner().workload_id)
+            .map_err(|violations| invalid_argument(&violations))?;
+        let workload = self
+            .orchestrator
+            .get_workload(&id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(workload.into()))
+    }
+
+    async fn list_workloads(
+        &self,
+        request: Request<ListWorkloadsRequest>,
+    ) -> Result<Response<ListWorkloadsResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        let deployment_id =
+            convert::optional_deployment_id("deployment_id", &request.deployment_id)
+                .unwrap_or_else(|mut bad| {
+                    violations.append(&mut bad);
+                    None
+                });
+        let mut stages = Vec::new();
+        for (index, value) in request.stages.iter().enumerate() {
+            match convert::stage_from_wire(*value) {
+                Some(stage) => stages.push(stage),
+                None => violations.push(FieldViolation::new(
+                    format!("stages[{index}]"),
+                    "unknown stage",
+                )),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(invalid_argument(&violations));
+        }
+        let cursor = super::decode_page_token(&request.page_token)?;
+        let filter = WorkloadFilter {
+            deployment_id,
+            stages,
+        };
+        let page = self
+            .orchestrator
+            .list_workloads(
+                &filter,
+                cursor.as_ref(),
+                super::page_size(request.page_size),
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ListWorkloadsResponse {
+            workloads: page.workloads.into_iter().map(Into::into).collect(),
+            next_page_token: page
+                .next
+                .as_ref()
+                .map(super::encode_page_token)
+                .unwrap_or_default(),
+            revision: page.revision,
+        }))
+    }
+
+    async fn delete_workload(
+        &self,
+        request: Request<DeleteWorkloadRequest>,
+    ) -> Result<Response<DeleteWorkloadResponse>, Status> {
+        let id = convert::workload_id("workload_id", &request.into_inner().workload_id)
+            .map_err(|violations| invalid_argument(&violations))?;
+        self.orchestrator
+            .delete_workload(&id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(DeleteWorkloadResponse {}))
+    }
+
+    async fn get_logs(
+        &self,
+        request: Request<GetLogsRequest>,
+    ) -> Result<Response<GetLogsResponse>, Status> {
+        let request = request.into_inner();
+        let id = convert::workload_id("workload_id", &request.workload_id)
+            .map_err(|violations| invalid_argument(&violations))?;
+        let limit = match u64::from(request.limit) {
+            0 => DEFAULT_LOG_PAGE,
+            limit => limit.min(MAX_LOG_PAGE),
+        };
+        let (lines, last_seq) = self
+            .orchestrator
+            .get_logs(&id, request.after_seq, limit)
+            .await
+            .map_err(to_status)?;
+        let next_after_seq = lines.last().map_or(request.after_seq, |line| line.seq);
+        Ok(Response::new(GetLogsResponse {
+            entries: lines.into_iter().map(Into::into).collect(),
+            next_after_seq,
+            last_seq,
+        }))
+    }
+
+    async fn stream_logs(
+        &self,
+        request: Request<StreamLogsRequest>,
+    ) -> Result<Response<Self::StreamLogsStream>, Status> {
+        let request = request.into_inner();
+        let id = convert::workload_id("workload_id", &request.workload_id)
+            .map_err(|violations| invalid_argument(&violations))?;
+        let reader = self
+            .orchestrator
+            .read_logs(
+                &id,
+                request.from_seq,
+                request.tail.map(u64::from),
+                request.follow,
+            )
+            .await
+            .map_err(to_status)?;
+        let lines = reader.into_stream().map(|line| {
+            line.map(Into::into)
+                .map_err(|error| to_status(error.into()))
+        });
+        Ok(Response::new(until_closing(lines, &self.closing)))
+    }
+
+    async fn watch_events(
+        &self,
+        request: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        let deployment_id =
+            convert::optional_deployment_id("deployment_id", &request.deployment_id)
+                .unwrap_or_else(|mut bad| {
+                    violations.append(&mut bad);
+                    None
+                });
+        let workload_id = if request.workload_id.is_empty() {
+            None
+        } else {
+            convert::workload_id("workload_id", &request.workload_id)
+                .map(Some)
+                .unwrap_or_else(|mut bad| {
+                    violations.append(&mut bad);
+                    None
+                })
+        };
+        if !violations.is_empty() {
+            return Err(invalid_argument(&violations));
+        }
+        let filter = EventFilter {
+            deployment_id,
+            workload_id,
+        };
+        let events = self
+            .orchestrator
+            .watch_events(request.since_revision, filter)
+            .await
+            .map_err(to_status)?;
+        let events = events.map(|event| event.map(Into::into).map_err(to_status));
+        Ok(Response::new(until_closing(events, &self.closing)))
+    }
+}

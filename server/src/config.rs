@@ -1,0 +1,136 @@
+//! Server settings: flags, each also from a `SLIPWAY_*` environment variable.
+
+use std::{fmt, net::SocketAddr, ops::RangeInclusive, path::PathBuf, str::FromStr};
+
+/// Settings of `slipway serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeConfig {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "SLIPWAY_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Directory for Slipway's own data (the SQLite database).
+    #[arg(long, env = "SLIPWAY_DATA_DIR", default_value = "./.slipway")]
+    pub data_dir: PathBuf,
+
+    /// Database URL (`sqlite://PATH?mode=rwc` or `postgres://USER:PASSWORD@HOST/DB`);
+    /// overrides --data-dir.
+    #[arg(long, env = "SLIPWAY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// Service paths of deployments resolve under this directory; none may leave it.
+    #[arg(long, env = "SLIPWAY_ROOT", default_value = ".")]
+    pub root: PathBuf,
+
+    /// Ports handed to workloads that listen, as FIRST-LAST.
+    #[arg(long, env = "SLIPWAY_PORT_RANGE", default_value = "3100-3200", value_parser = parse_port_range)]
+    pub port_range: RangeInclusive<u16>,
+
+    /// At shutdown, running workloads get at most this many seconds to stop.
+    #[arg(long, env = "SLIPWAY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl ServeConfig {
+    /// Embedded defaults under `data_dir`, services under `root`, listening where
+    /// the caller binds (tests).
+    pub fn new(data_dir: PathBuf, root: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            database_url: None,
+            root,
+            port_range: 3100..=3200,
+            shutdown_grace_seconds: 10,
+        }
+    }
+
+    /// The database to use: --database-url, else SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.0.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("slipway.db").display()
+            ),
+        }
+    }
+}
+
+/// A database URL; its password never shows in `Debug` output.
+#[derive(Clone)]
+pub struct DatabaseUrl(pub String);
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.starts_with("sqlite:")
+            || text.starts_with("postgres://")
+            || text.starts_with("postgresql://")
+        {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err("expected a sqlite: or postgres:// URL".to_owned())
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&redact_password(&self.0))
+    }
+}
+
+/// `scheme://user:PASSWORD@host/…` with the password replaced.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((user_info, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match user_info.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let (first, last) = text
+        .split_once('-')
+        .ok_or_else(|| "expected FIRST-LAST, like 3100-3200".to_owned())?;
+    let first: u16 = first
+        .trim()
+        .parse()
+        .map_err(|_| format!("{first:?} is not a port"))?;
+    let last: u16 = last
+        .trim()
+        .parse()
+        .map_err(|_| format!("{last:?} is not a port"))?;
+    if first == 0 || first > last {
+        return Err("the range must be FIRST-LAST with 0 < FIRST <= LAST".to_owned());
+    }
+    Ok(first..=last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_parse() {
+        assert_eq!(parse_port_range("3100-3200"), Ok(3100..=3200));
+        assert!(parse_port_range("3200-3100").is_err());
+        assert!(parse_port_range("0-10").is_err());
+        assert!(parse_port_range("80").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let url = DatabaseUrl("postgres://slipway:hunter2@localhost/slipway".to_owned());
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("slipway:***@localhost"));
+    }
+}

@@ -1,0 +1,76 @@
+//! Events: every change of state, with a global, increasing revision.
+
+use serde::{Deserialize, Serialize};
+
+use super::{DeploymentId, Timestamp, Workload, WorkloadId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    DeploymentCreated,
+    DeploymentDeleted,
+    WorkloadCreated,
+    /// A stage or health change; the event carries the new snapshot.
+    WorkloadUpdated,
+    WorkloadDeleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::DeploymentCreated => "deployment_created",
+            EventKind::DeploymentDeleted => "deployment_deleted",
+            EventKind::WorkloadCreated => "workload_created",
+            EventKind::WorkloadUpdated => "workload_updated",
+            EventKind::WorkloadDeleted => "workload_deleted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventKind> {
+        [
+            EventKind::DeploymentCreated,
+            EventKind::DeploymentDeleted,
+            EventKind::WorkloadCreated,
+            EventKind::WorkloadUpdated,
+            EventKind::WorkloadDeleted,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// An event before it has its revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub deployment_id: DeploymentId,
+    pub workload_id: Option<WorkloadId>,
+    /// The workload's state after the change, for workload events.
+    pub workload: Option<Workload>,
+    pub message: String,
+}
+
+impl NewEvent {
+    /// An event about a workload, carrying its snapshot.
+    pub fn workload(kind: EventKind, workload: &Workload, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            deployment_id: workload.deployment_id.clone(),
+            workload_id: Some(workload.id.clone()),
+            workload: Some(workload.clone()),
+            message: message.into(),
+        }
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub revision: u64,
+    pub timestamp: Timestamp,
+    pub kind: EventKind,
+    pub deployment_id: DeploymentId,
+    pub workload_id: Option<WorkloadId>,
+    pub workload: Option<Workload>,
+    pub message: String,
+}

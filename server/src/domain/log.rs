@@ -1,0 +1,107 @@
+//! Log lines of a workload.
+
+use super::{Stage, Timestamp, WorkloadId};
+
+/// Where a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// Slipway's own lines about the workload.
+    System,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::System => "system",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<LogStream> {
+        [LogStream::Stdout, LogStream::Stderr, LogStream::System]
+            .into_iter()
+            .find(|stream| stream.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<LogLevel> {
+        [
+            LogLevel::Debug,
+            LogLevel::Info,
+            LogLevel::Warn,
+            LogLevel::Error,
+        ]
+        .into_iter()
+        .find(|level| level.as_str() == text)
+    }
+}
+
+/// A line as a runtime or the orchestrator hands it over, before it has a seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLogLine {
+    pub timestamp: Timestamp,
+    pub stream: LogStream,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+impl NewLogLine {
+    /// A line of the workload's output: stdout is info, stderr is error.
+    pub fn output(stream: LogStream, message: String) -> Self {
+        let level = match stream {
+            LogStream::Stderr => LogLevel::Error,
+            LogStream::Stdout | LogStream::System => LogLevel::Info,
+        };
+        Self {
+            timestamp: super::now(),
+            stream,
+            level,
+            message,
+        }
+    }
+
+    /// One of Slipway's own lines.
+    pub fn system(level: LogLevel, message: impl Into<String>) -> Self {
+        Self {
+            timestamp: super::now(),
+            stream: LogStream::System,
+            level,
+            message: message.into(),
+        }
+    }
+}
+
+/// A stored line of a workload's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub workload_id: WorkloadId,
+    /// 1, 2, 3, … per workload, across generations.
+    pub seq: u64,
+    pub generation: u64,
+    pub timestamp: Timestamp,
+    pub stage: Stage,
+    pub level: LogLevel,
+    pub stream: LogStream,
+    pub message: String,
+}

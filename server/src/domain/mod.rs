@@ -1,0 +1,21 @@
+//! Pure types of Slipway: ids, stages and their transitions, specs and their
+//! validation, log lines and events. No I/O.
+
+mod event;
+mod ids;
+mod log;
+mod spec;
+mod stage;
+mod time;
+mod workload;
+
+pub use event::{Event, EventKind, NewEvent};
+pub use ids::{DeploymentId, IdError, WorkloadId};
+pub use log::{LogLevel, LogLine, LogStream, NewLogLine};
+pub use spec::{
+    BuildStep, Deployment, DeploymentSpec, FieldViolation, Listen, Readiness, RuntimeKind,
+    validate_deployment_name, validate_spec,
+};
+pub use stage::{Action, Health, Operation, Stage, allowed_actions, can_transition};
+pub use time::{Timestamp, now};
+pub use workload::Workload;

@@ -1,0 +1,301 @@
+//! What a deployment runs, and the validation of it that needs no I/O.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use super::{DeploymentId, Timestamp};
+
+/// Where a deployment's workloads run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// A local process group (the default).
+    #[default]
+    Process,
+    /// A Docker container.
+    Docker,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Process => "process",
+            RuntimeKind::Docker => "docker",
+        }
+    }
+}
+
+/// One build step: an argv run in the service directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildStep {
+    pub command: Vec<String>,
+}
+
+/// Present when the workload serves on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Listen {
+    /// The port inside the container (Docker); processes listen on `$PORT`.
+    pub container_port: u16,
+}
+
+/// How Slipway decides that a started workload is ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    /// Ready when a TCP connection to the port succeeds.
+    Tcp,
+    /// Ready when `GET http://127.0.0.1:<port><path>` answers 2xx or 3xx.
+    Http { path: String },
+    /// Ready as soon as started.
+    None,
+}
+
+/// What a deployment runs and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentSpec {
+    pub runtime: RuntimeKind,
+    pub command: Vec<String>,
+    pub build: Vec<BuildStep>,
+    pub env: BTreeMap<String, String>,
+    pub listen: Option<Listen>,
+    pub readiness: Readiness,
+    #[serde(with = "seconds")]
+    pub stop_grace_period: Duration,
+    #[serde(with = "seconds")]
+    pub startup_timeout: Duration,
+}
+
+impl DeploymentSpec {
+    pub const DEFAULT_STOP_GRACE_PERIOD: Duration = Duration::from_secs(30);
+    pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const MAX_SECONDS: u64 = 3600;
+}
+
+/// A stored deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub name: String,
+    pub project: String,
+    pub service_path: String,
+    pub spec: DeploymentSpec,
+    pub labels: BTreeMap<String, String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One thing wrong with a request, named by its field path (`spec.env[1NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Checks a deployment name: 1–128 characters, letters, digits, `_`, `.`, `-`,
+/// starting with a letter or digit (Docker's rule for container names).
+pub fn validate_deployment_name(name: &str) -> Option<FieldViolation> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|byte| byte.is_ascii_alphanumeric());
+    let rest_ok = bytes.all(|byte| byte.is_ascii_alphanumeric() || b"_.-".contains(&byte));
+    if first_ok && rest_ok && name.len() <= 128 {
+        None
+    } else {
+        Some(FieldViolation::new(
+            "name",
+            "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        ))
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|byte| byte.is_ascii_alphabetic() || byte == b'_')
+        && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+}
+
+fn check_argv(field: &str, argv: &[String], violations: &mut Vec<FieldViolation>) {
+    match argv.first() {
+        None => violations.push(FieldViolation::new(field, "must not be empty")),
+        Some(program) if program.trim().is_empty() => violations.push(FieldViolation::new(
+            format!("{field}[0]"),
+            "the program must not be empty",
+        )),
+        Some(_) => {}
+    }
+    for (index, argument) in argv.iter().enumerate() {
+        if argument.contains('\0') {
+            violations.push(FieldViolation::new(
+                format!("{field}[{index}]"),
+                "must not contain a NUL byte",
+            ));
+        }
+    }
+}
+
+/// Everything wrong with a spec that can be told without I/O; empty when valid.
+pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
+    let mut violations = Vec::new();
+    check_argv("spec.command", &spec.command, &mut violations);
+    for (index, step) in spec.build.iter().enumerate() {
+        check_argv(
+            &format!("spec.build[{index}].command"),
+            &step.command,
+            &mut violations,
+        );
+    }
+    for (name, value) in &spec.env {
+        if !is_env_name(name) {
+            violations.push(FieldViolation::new(
+                format!("spec.env[{name}]"),
+                "an environment variable name is letters, digits and '_', not starting with a digit",
+            ));
+        } else if name == "PORT" && spec.listen.is_some() {
+            violations.push(FieldViolation::new(
+                "spec.env[PORT]",
+                "PORT is set by slipway to the port the workload gets from the pool",
+            ));
+        }
+        if value.contains('\0') {
+            violations.push(FieldViolation::new(
+                format!("spec.env[{name}]"),
+                "the value must not contain a NUL byte",
+            ));
+        }
+    }
+    match &spec.readiness {
+        Readiness::Tcp | Readiness::Http { .. } if spec.listen.is_none() => {
+            violations.push(FieldViolation::new(
+                "spec.readiness",
+                "a tcp or http readiness probe needs spec.listen",
+            ));
+        }
+        Readiness::Http { path }
+            if !path.starts_with('/') || path.chars().any(char::is_whitespace) =>
+        {
+            violations.push(FieldViolation::new(
+                "spec.readiness.http.path",
+                "must start with '/' and contain no white space",
+            ));
+        }
+        _ => {}
+    }
+    if spec.runtime == RuntimeKind::Docker
+        && spec.listen.is_some_and(|listen| listen.container_port == 0)
+    {
+        violations.push(FieldViolation::new(
+            "spec.listen.container_port",
+            "a docker workload that listens must name its container port",
+        ));
+    }
+    if spec.stop_grace_period.as_secs() > DeploymentSpec::MAX_SECONDS {
+        violations.push(FieldViolation::new(
+            "spec.stop_grace_period_seconds",
+            format!("must be at most {}", DeploymentSpec::MAX_SECONDS),
+        ));
+    }
+    let startup = spec.startup_timeout.as_secs();
+    if startup == 0 || startup > DeploymentSpec::MAX_SECONDS {
+        violations.push(FieldViolation::new(
+            "spec.startup_timeout_seconds",
+            format!("must be between 1 and {}", DeploymentSpec::MAX_SECONDS),
+        ));
+    }
+    violations
+}
+
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> DeploymentSpec {
+        DeploymentSpec {
+            runtime: RuntimeKind::Process,
+            command: vec!["sh".into(), "-c".into(), "true".into()],
+            build: vec![],
+            env: BTreeMap::new(),
+            listen: None,
+            readiness: Readiness::None,
+            stop_grace_period: DeploymentSpec::DEFAULT_STOP_GRACE_PERIOD,
+            startup_timeout: DeploymentSpec::DEFAULT_STARTUP_TIMEOUT,
+        }
+    }
+
+    fn fields(spec: &DeploymentSpec) -> Vec<String> {
+        validate_spec(spec)
+            .into_iter()
+            .map(|violation| violation.field)
+            .collect()
+    }
+
+    #[test]
+    fn a_plain_spec_is_valid() {
+        assert!(validate_spec(&spec()).is_empty());
+    }
+
+    #[test]
+    fn violations_name_their_field() {
+        let mut bad = spec();
+        bad.command.clear();
+        bad.build.push(BuildStep {
+            command: vec![String::new()],
+        });
+        bad.env.insert("1BAD".into(), "x".into());
+        bad.env.insert("GOOD".into(), "x".into());
+        bad.readiness = Readiness::Tcp;
+        bad.startup_timeout = Duration::ZERO;
+        assert_eq!(
+            fields(&bad),
+            [
+                "spec.command",
+                "spec.build[0].command[0]",
+                "spec.env[1BAD]",
+                "spec.readiness",
+                "spec.startup_timeout_seconds"
+            ]
+        );
+    }
+
+    #[test]
+    fn port_is_reserved_when_listening() {
+        let mut listening = spec();
+        listening.listen = Some(Listen::default());
+        listening.env.insert("PORT".into(), "80".into());
+        assert_eq!(fields(&listening), ["spec.env[PORT]"]);
+    }
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        assert!(validate_deployment_name("web-1.v2_a").is_none());
+        for bad in ["", "-web", "we b", "web/1", &"a".repeat(129)] {
+            assert!(validate_deployment_name(bad).is_some(), "{bad}");
+        }
+    }
+}

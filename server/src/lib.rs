@@ -1,0 +1,13 @@
+//! Slipway's server: the orchestrator that carries workloads through their stages,
+//! the process runtime, the log pipeline, the event log, the store, and the gRPC API.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod logs;
+pub mod orchestrator;
+pub mod runtime;
+pub mod server;
+pub mod store;

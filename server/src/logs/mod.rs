@@ -1,0 +1,311 @@
+//! The log pipeline: lines from runtimes and the orchestrator get a per-workload
+//! sequence number, are stored in batches (by count and by time), and readers are
+//! woken to read them from the store.
+//!
+//! Readers always read from the store, by seq, so a reader never sees a gap or a
+//! duplicate, however slow it is, and the server holds at most one page per reader.
+//! A line is handed to readers only once it is stored.
+
+mod reader;
+mod sink;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{
+    sync::{mpsc, oneshot, watch},
+    task::JoinHandle,
+    time::Instant,
+};
+
+pub use reader::LogReader;
+pub use sink::LogSink;
+
+use crate::{
+    domain::{LogLine, NewLogLine, Stage, WorkloadId},
+    store::Store,
+};
+
+/// When a batch is written: this many lines, or this long after its first line.
+const BATCH_LINES: usize = 1024;
+const BATCH_DELAY: Duration = Duration::from_millis(20);
+
+/// What readers of one workload's log are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogCursor {
+    /// The highest stored seq.
+    pub last_seq: u64,
+    /// The workload rests in a terminal stage and every line of its run is stored:
+    /// a following reader that has read up to `last_seq` is done.
+    pub sealed: bool,
+}
+
+enum Message {
+    Line {
+        workload_id: WorkloadId,
+        generation: u64,
+        stage: Stage,
+        line: NewLogLine,
+    },
+    Seal {
+        workload_id: WorkloadId,
+        sealed: bool,
+    },
+    Flush(oneshot::Sender<()>),
+    Forget(WorkloadId),
+}
+
+type Cursors = Arc<Mutex<HashMap<WorkloadId, watch::Sender<LogCursor>>>>;
+
+/// Handle to the log pipeline. Cheap to clone.
+#[derive(Clone)]
+pub struct LogPipeline {
+    messages: mpsc::Sender<Message>,
+    cursors: Cursors,
+    store: Store,
+}
+
+impl LogPipeline {
+    /// Starts the writer task.
+    pub fn start(store: Store) -> (LogPipeline, JoinHandle<()>) {
+        let (messages, receiver) = mpsc::channel(8192);
+        let cursors = Cursors::default();
+        let writer = Writer {
+            store: store.clone(),
+            cursors: cursors.clone(),
+            next_seq: HashMap::new(),
+            batch: Vec::new(),
+        };
+        let task = tokio::spawn(writer.run(receiver));
+        (
+            LogPipeline {
+                messages,
+                cursors,
+                store,
+            },
+            task,
+        )
+    }
+
+    /// A sink for one run of a workload; its lines are tagged with the generation
+    /// and with the stage `stage` holds when each line is read.
+    pub fn sink(
+        &self,
+        workload_id: WorkloadId,
+        generation: u64,
+        stage: watch::Receiver<Stage>,
+    ) -> LogSink {
+        LogSink::new(self.messages.clone(), workload_id, generation, stage)
+    }
+
+    /// Marks the workload's log as complete (`true`: it rests in a terminal stage)
+    /// or open again. Ordered after every line sent before it.
+    pub async fn seal(&self, workload_id: &WorkloadId, sealed: bool) {
+        let _ = self
+            .messages
+            .send(Message::Seal {
+                workload_id: workload_id.clone(),
+                sealed,
+            })
+            .await;
+    }
+
+    /// Waits until every line sent before this call is stored.
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.messages.send(Message::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
+        }
+    }
+
+    /// Drops what the pipeline keeps about a deleted workload.
+    pub async fn forget(&self, workload_id: &WorkloadId) {
+        let _ = self
+            .messages
+            .send(Message::Forget(workload_id.clone()))
+            .await;
+    }
+
+    /// The cursor readers of a workload watch, created with `sealed` if it is new.
+    pub(crate) fn cursor(
+        &self,
+        workload_id: &WorkloadId,
+        sealed: bool,
+    ) -> watch::Receiver<LogCursor> {
+        let mut cursors = self
+            .cursors
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        cursors
+            .entry(workload_id.clone())
+            .or_insert_with(|| {
+                watch::channel(LogCursor {
+                    last_seq: 0,
+                    sealed,
+                })
+                .0
+            })
+            .subscribe()
+    }
+
+    /// A reader of a workload's log from `after_seq`, following new lines when
+    /// `follow` is set. `terminal` says whether the workload rests in a terminal stage
+    /// now (used only when no run of it was seen since the server started).
+    pub fn reader(
+        &self,
+        workload_id: &WorkloadId,
+        after_seq: u64,
+        follow: bool,
+        terminal: bool,
+    ) -> LogReader {
+        LogReader::new(
+            self.store.clone(),
+            workload_id.clone(),
+            after_seq,
+            follow.then(|| self.cursor(workload_id, terminal)),
+        )
+    }
+}
+
+struct Writer {
+    store: Store,
+    cursors: Cursors,
+    next_seq: HashMap<WorkloadId, u64>,
+    batch: Vec<LogLine>,
+}
+
+impl Writer {
+    async fn run(mut self, mut messages: mpsc::Receiver<Message>) {
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let message = match deadline {
+                Some(at) => match tokio::time::timeout_at(at, messages.recv()).await {
+                    Ok(message) => message,
+                    Err(_elapsed) => {
+                        self.write_batch().await;
+                        deadline = None;
+                        continue;
+                    }
+                },
+                None => messages.recv().await,
+            };
+            let Some(message) = message else { break };
+            match message {
+                Message::Line {
+                    workload_id,
+                    generation,
+                    stage,
+                    line,
+                } => {
+                    let seq = self.next_seq(&workload_id).await;
+                    self.batch.push(LogLine {
+                        workload_id,
+                        seq,
+                        generation,
+                        timestamp: line.timestamp,
+                        stage,
+                        level: line.level,
+                        stream: line.stream,
+                        message: line.message,
+                    });
+                    if self.batch.len() >= BATCH_LINES {
+                        self.write_batch().await;
+                        deadline = None;
+                    } else if deadline.is_none() {
+                        deadline = Some(Instant::now() + BATCH_DELAY);
+                    }
+                }
+                Message::Seal {
+                    workload_id,
+                    sealed,
+                } => {
+                    self.write_batch().await;
+                    deadline = None;
+                    self.update_cursor(&workload_id, |cursor| cursor.sealed = sealed);
+                }
+                Message::Flush(done) => {
+                    self.write_batch().await;
+                    deadline = None;
+                    let _ = done.send(());
+                }
+                Message::Forget(workload_id) => {
+                    self.write_batch().await;
+                    deadline = None;
+                    self.next_seq.remove(&workload_id);
+                    let mut cursors = self
+                        .cursors
+                        .lock()
+                        .unwrap_or_else(|poison| poison.into_inner());
+                    cursors.remove(&workload_id);
+                }
+            }
+        }
+        // Every sender is gone: store what is left.
+        self.write_batch().await;
+    }
+
+    async fn next_seq(&mut self, workload_id: &WorkloadId) -> u64 {
+        if !self.next_seq.contains_key(workload_id) {
+            let mut last = 0;
+            let mut attempt = 0u32;
+            loop {
+                match self.store.last_log_seq(workload_id).await {
+                    Ok(stored) => {
+                        last = stored;
+                        break;
+                    }
+                    Err(error) if attempt < 10 => {
+                        attempt += 1;
+                        tracing::warn!(%error, %workload_id, "reading the last log seq failed, retrying");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, %workload_id, "reading the last log seq failed");
+                        break;
+                    }
+                }
+            }
+            self.next_seq.insert(workload_id.clone(), last + 1);
+        }
+        let next = self.next_seq.entry(workload_id.clone()).or_insert(1);
+        let seq = *next;
+        *next += 1;
+        seq
+    }
+
+    /// Stores the batch, retrying until the store takes it: a line accepted is a
+    /// line stored. Readers are woken once it is.
+    async fn write_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(50);
+        while let Err(error) = self.store.append_log_lines(&self.batch).await {
+            tracing::error!(%error, lines = self.batch.len(), "storing log lines failed, retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        let mut last_seqs: HashMap<&WorkloadId, u64> = HashMap::new();
+        for line in &self.batch {
+            last_seqs.insert(&line.workload_id, line.seq);
+        }
+        for (workload_id, last_seq) in last_seqs {
+            self.update_cursor(workload_id, |cursor| cursor.last_seq = last_seq);
+        }
+        self.batch.clear();
+    }
+
+    fn update_cursor(&self, workload_id: &WorkloadId, change: impl FnOnce(&mut LogCursor)) {
+        let mut cursors = self
+            .cursors
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let cursor = cursors
+            .entry(workload_id.clone())
+            .or_insert_with(|| watch::channel(LogCursor::default()).0);
+        cursor.send_modify(change);
+    }
+}

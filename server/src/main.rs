@@ -1,0 +1,72 @@
+//! `slipway`: the server (`slipway serve`).
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use slipway_server::{config::ServeConfig, server};
+use tracing_subscriber::EnvFilter;
+
+/// Slipway: start, stop, restart and watch workloads over gRPC.
+#[derive(Parser, Debug)]
+#[command(name = "slipway", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    ///
+    /// Example: slipway serve --listen 127.0.0.1:50051 --root ./services
+    Serve(ServeConfig),
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut interrupt, mut terminate) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
+        _ => {
+            tracing::error!("cannot listen for SIGINT/SIGTERM; stop with SIGKILL");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(config) => {
+            let listener = match tokio::net::TcpListener::bind(config.listen).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    eprintln!("slipway: cannot listen on {}: {error}", config.listen);
+                    return ExitCode::FAILURE;
+                }
+            };
+            match server::serve(config, listener, shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("slipway: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

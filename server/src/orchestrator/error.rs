@@ -1,0 +1,103 @@
+//! What the orchestrator tells callers when it cannot do what they asked.
+
+use crate::{
+    domain::{FieldViolation, Stage, WorkloadId},
+    events::{CommitError, WatchError},
+    store::StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+    #[error("invalid request: {}", describe(violations))]
+    InvalidArgument { violations: Vec<FieldViolation> },
+    /// The workload's stage does not allow the operation.
+    #[error("{message}")]
+    InvalidState {
+        workload_id: WorkloadId,
+        current_stage: Stage,
+        message: String,
+    },
+    #[error("a deployment named {name:?} already exists")]
+    AlreadyExists { name: String },
+    /// A watch asked for events that are no longer retained.
+    #[error("revision {requested} is no longer retained; the oldest retained revision is {oldest}")]
+    Compacted { requested: u64, oldest: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something broke inside; the details are logged, not sent.
+    #[error("internal error while {context}")]
+    Internal {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|violation| format!("{}: {}", violation.field, violation.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl OrchestratorError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            violations: vec![FieldViolation::new(field, description)],
+        }
+    }
+
+    pub fn workload_not_found(id: impl ToString) -> Self {
+        Self::NotFound {
+            kind: "workload",
+            id: id.to_string(),
+        }
+    }
+
+    pub fn deployment_not_found(id: impl ToString) -> Self {
+        Self::NotFound {
+            kind: "deployment",
+            id: id.to_string(),
+        }
+    }
+
+    pub(crate) fn internal(
+        context: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Internal {
+            context,
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<StoreError> for OrchestratorError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NameTaken { name } => Self::AlreadyExists { name },
+            other => Self::internal("using the store", other),
+        }
+    }
+}
+
+impl From<CommitError> for OrchestratorError {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::Store(store) => store.into(),
+            CommitError::Closed => Self::Unavailable("the server is shutting down".to_owned()),
+        }
+    }
+}
+
+impl From<WatchError> for OrchestratorError {
+    fn from(error: WatchError) -> Self {
+        match error {
+            WatchError::Compacted { requested, oldest } => Self::Compacted { requested, oldest },
+            WatchError::Store(store) => store.into(),
+        }
+    }
+}

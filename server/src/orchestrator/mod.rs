@@ -1,0 +1,454 @@
+//! The orchestrator: the lifecycle engine behind the API. Deployments and
+//! workloads are created and removed here; each workload's lifecycle is owned by
+//! its supervisor task; logs and events are read through here.
+
+mod error;
+mod paths;
+mod ports;
+mod progress;
+mod readiness;
+mod reconcile;
+mod run;
+mod supervisor;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::Stream;
+use tokio::sync::{mpsc, oneshot};
+
+pub use error::OrchestratorError;
+pub use ports::{PortLease, PortPool};
+pub use progress::Progress;
+pub use supervisor::Accepted;
+
+use self::supervisor::{Command, Supervisor};
+use crate::{
+    domain::{
+        Deployment, DeploymentId, DeploymentSpec, Event, EventKind, LogLine, NewEvent, Operation,
+        RuntimeKind, Timestamp, Workload, WorkloadId, now, validate_deployment_name, validate_spec,
+    },
+    events::EventLog,
+    logs::{LogPipeline, LogReader},
+    runtime::Runtime,
+    store::{EventFilter, StateWrite, Store, WorkloadFilter, WorkloadPage},
+};
+
+type Result<T, E = OrchestratorError> = std::result::Result<T, E>;
+
+/// How the orchestrator behaves; see `config.rs` for the flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Service paths resolve under this directory (canonical).
+    pub root: PathBuf,
+    /// At shutdown, running workloads get at most this long to stop.
+    pub shutdown_grace: Duration,
+}
+
+/// What a new deployment is made of.
+#[derive(Debug, Clone)]
+pub struct NewDeployment {
+    pub name: String,
+    pub project: String,
+    pub service_path: String,
+    pub spec: DeploymentSpec,
+    pub labels: BTreeMap<String, String>,
+}
+
+pub(crate) struct Inner {
+    store: Store,
+    events: EventLog,
+    logs: LogPipeline,
+    ports: PortPool,
+    runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
+    root: PathBuf,
+    shutdown_grace: Duration,
+    supervisors: Mutex<HashMap<WorkloadId, mpsc::Sender<Command>>>,
+}
+
+impl Inner {
+    fn runtime(&self, kind: RuntimeKind) -> Option<Arc<dyn Runtime>> {
+        self.runtimes.get(&kind).cloned()
+    }
+
+    fn forget_supervisor(&self, id: &WorkloadId) {
+        let mut supervisors = self
+            .supervisors
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        supervisors.remove(id);
+    }
+}
+
+/// The lifecycle engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+impl Orchestrator {
+    /// Starts the orchestrator on `store` with the given runtimes, and reconciles
+    /// the workloads an earlier run of Slipway left unfinished.
+    pub async fn start(
+        store: Store,
+        runtimes: Vec<Arc<dyn Runtime>>,
+        ports: PortPool,
+        settings: Settings,
+    ) -> Result<Orchestrator> {
+        let events = EventLog::start(store.clone()).await?;
+        let (logs, _writer) = LogPipeline::start(store.clone());
+        let inner = Arc::new(Inner {
+            store,
+            events,
+            logs,
+            ports,
+            runtimes: runtimes
+                .into_iter()
+                .map(|runtime| (runtime.kind(), runtime))
+                .collect(),
+            root: settings.root,
+            shutdown_grace: settings.shutdown_grace,
+            supervisors: Mutex::new(HashMap::new()),
+        });
+        let orchestrator = Orchestrator { inner };
+        orchestrator.reconcile().await?;
+        Ok(orchestrator)
+    }
+
+    /// Stops every workload that runs (within the shutdown grace period) and
+    /// stores every log line accepted so far.
+    pub async fn shutdown(&self) {
+        let supervisors: Vec<_> = {
+            let supervisors = self
+                .inner
+                .supervisors
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            supervisors.values().cloned().collect()
+        };
+        let mut waits = Vec::new();
+        for supervisor in supervisors {
+            let (reply, done) = oneshot::channel();
+            let command = Command::Shutdown {
+                grace: self.inner.shutdown_grace,
+                reply,
+            };
+            if supervisor.send(command).await.is_ok() {
+                waits.push(done);
+            }
+        }
+        for done in waits {
+            let _ = done.await;
+        }
+        self.inner.logs.flush().await;
+    }
+
+    // ----- deployments -------------------------------------------------------
+
+    pub async fn create_deployment(&self, request: NewDeployment) -> Result<Deployment> {
+        let mut violations = validate_spec(&request.spec);
+        let name = if request.name.is_empty() {
+            format!("deployment-{}", &DeploymentId::generate().as_str()[..8])
+        } else {
+            request.name
+        };
+        violations.extend(validate_deployment_name(&name));
+        violations.extend(paths::validate_labels(&request.labels));
+        if !self.inner.runtimes.contains_key(&request.spec.runtime) {
+            violations.push(crate::domain::FieldViolation::new(
+                "spec.runtime",
+                format!(
+                    "the {} runtime is not available on this server",
+                    request.spec.runtime.as_str()
+                ),
+            ));
+        }
+        let service_path =
+            match paths::resolve_service_path(&self.inner.root, &request.service_path) {
+                Ok(path) => path,
+                Err(violation) => {
+                    violations.push(violation);
+                    String::new()
+                }
+            };
+        if !violations.is_empty() {
+            return Err(OrchestratorError::InvalidArgument { violations });
+        }
+        let created_at = now();
+        let deployment = Deployment {
+            id: DeploymentId::generate(),
+            name,
+            project: request.project,
+            service_path,
+            spec: request.spec,
+            labels: request.labels,
+            created_at,
+            updated_at: created_at,
+        };
+        let event = NewEvent {
+            kind: EventKind::DeploymentCreated,
+            deployment_id: deployment.id.clone(),
+            workload_id: None,
+            workload: None,
+            message: format!("deployment {} created", deployment.name),
+        };
+        self.inner
+            .events
+            .commit(StateWrite::CreateDeployment(deployment.clone()), event)
+            .await?;
+        Ok(deployment)
+    }
+
+    pub async fn get_deployment(&self, id: &DeploymentId) -> Result<Deployment> {
+        self.inner
+            .store
+            .get_deployment(id)
+            .await?
+            .ok_or_else(|| OrchestratorError::deployment_not_found(id))
+    }
+
+    pub async fn list_deployments(
+        &self,
+        project: Option<&str>,
+        cursor: Option<&(Timestamp, String)>,
+        limit: u64,
+    ) -> Result<Vec<Deployment>> {
+        Ok(self
+            .inner
+            .store
+            .list_deployments(project, cursor, limit)
+            .await?)
+    }
+
+    /// Stops and removes the deployment's workloads, then the deployment.
+    pub async fn delete_deployment(&self, id: &DeploymentId) -> Result<Vec<WorkloadId>> {
+        let deployment = self.get_deployment(id).await?;
+        let workloads = self.inner.store.workloads_of_deployment(id).await?;
+        let deletions = workloads
+            .iter()
+            .map(|workload| self.delete_workload(&workload.id));
+        let mut deleted = Vec::new();
+        for (workload, result) in workloads
+            .iter()
+            .zip(futures::future::join_all(deletions).await)
+        {
+            match result {
+                Ok(()) | Err(OrchestratorError::NotFound { .. }) => {
+                    deleted.push(workload.id.clone())
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let event = NewEvent {
+            kind: EventKind::DeploymentDeleted,
+            deployment_id: deployment.id.clone(),
+            workload_id: None,
+            workload: None,
+            message: format!("deployment {} deleted", deployment.name),
+        };
+        self.inner
+            .events
+            .commit(StateWrite::DeleteDeployment(deployment.id.clone()), event)
+            .await?;
+        Ok(deleted)
+    }
+
+    // ----- workloads ---------------------------------------------------------
+
+    /// A new pending workload of a deployment.
+    pub async fn create_workload(&self, deployment_id: &DeploymentId) -> Result<Workload> {
+        self.get_deployment(deployment_id).await?;
+        let workload = Workload::new(deployment_id.clone());
+        let event = NewEvent::workload(EventKind::WorkloadCreated, &workload, "created");
+        let committed = self
+            .inner
+            .events
+            .commit(StateWrite::CreateWorkload(workload.clone()), event)
+            .await?;
+        Ok(committed.workload.unwrap_or(workload))
+    }
+
+    pub async fn get_workload(&self, id: &WorkloadId) -> Result<Workload> {
+        self.inner
+            .store
+            .get_workload(id)
+            .await?
+            .ok_or_else(|| OrchestratorError::workload_not_found(id))
+    }
+
+    pub async fn list_workloads(
+        &self,
+        filter: &WorkloadFilter,
+        cursor: Option<&(Timestamp, String)>,
+        limit: u64,
+    ) -> Result<WorkloadPage> {
+        Ok(self
+            .inner
+            .store
+            .list_workloads(filter, cursor, limit)
+            .await?)
+    }
+
+    /// Asks the workload's supervisor to start, stop or restart it. With
+    /// `deployment_id`, the workload must belong to that deployment.
+    pub async fn operate(
+        &self,
+        id: &WorkloadId,
+        deployment_id: Option<&DeploymentId>,
+        operation: Operation,
+        grace: Option<Duration>,
+    ) -> Result<Accepted> {
+        let supervisor = self.supervisor(id, deployment_id).await?;
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Operate {
+            operation,
+            grace,
+            reply,
+        };
+        supervisor
+            .send(command)
+            .await
+            .map_err(|_| OrchestratorError::workload_not_found(id))?;
+        answer
+            .await
+            .map_err(|_| OrchestratorError::workload_not_found(id))?
+    }
+
+    /// Stops the workload if it runs, then removes it with its logs.
+    pub async fn delete_workload(&self, id: &WorkloadId) -> Result<()> {
+        let supervisor = self.supervisor(id, None).await?;
+        let (reply, answer) = oneshot::channel();
+        supervisor
+            .send(Command::Delete { reply })
+            .await
+            .map_err(|_| OrchestratorError::workload_not_found(id))?;
+        answer
+            .await
+            .map_err(|_| OrchestratorError::workload_not_found(id))?
+    }
+
+    /// The workload's supervisor, started if it is not running.
+    async fn supervisor(
+        &self,
+        id: &WorkloadId,
+        deployment_id: Option<&DeploymentId>,
+    ) -> Result<mpsc::Sender<Command>> {
+        let existing = {
+            let supervisors = self
+                .inner
+                .supervisors
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            supervisors
+                .get(id)
+                .filter(|sender| !sender.is_closed())
+                .cloned()
+        };
+        let workload = match (&existing, deployment_id) {
+            (Some(_), None) => None,
+            _ => Some(self.get_workload(id).await?),
+        };
+        if let (Some(workload), Some(expected)) = (&workload, deployment_id) {
+            if &workload.deployment_id != expected {
+                return Err(OrchestratorError::NotFound {
+                    kind: "workload",
+                    id: format!("{id} in deployment {expected}"),
+                });
+            }
+        }
+        if let Some(sender) = existing {
+            return Ok(sender);
+        }
+        let workload = workload.ok_or_else(|| OrchestratorError::workload_not_found(id))?;
+        Ok(self.spawn_supervisor(workload))
+    }
+
+    /// Starts a supervisor for `workload` unless one runs already.
+    fn spawn_supervisor(&self, workload: Workload) -> mpsc::Sender<Command> {
+        let mut supervisors = self
+            .inner
+            .supervisors
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(sender) = supervisors
+            .get(&workload.id)
+            .filter(|sender| !sender.is_closed())
+        {
+            return sender.clone();
+        }
+        let (sender, commands) = mpsc::channel(64);
+        supervisors.insert(workload.id.clone(), sender.clone());
+        let supervisor = Supervisor::new(self.inner.clone(), workload);
+        tokio::spawn(supervisor.serve(commands));
+        sender
+    }
+
+    // ----- logs and events ---------------------------------------------------
+
+    /// Up to `limit` stored lines after `after_seq`, and the last stored seq.
+    pub async fn get_logs(
+        &self,
+        id: &WorkloadId,
+        after_seq: u64,
+        limit: u64,
+    ) -> Result<(Vec<LogLine>, u64)> {
+        self.get_workload(id).await?;
+        let lines = self
+            .inner
+            .store
+            .read_log_lines(id, after_seq, limit)
+            .await?;
+        let last = self.inner.store.last_log_seq(id).await?;
+        Ok((lines, last))
+    }
+
+    /// A reader of the workload's log: from `from_seq` (1 = the first line), or
+    /// the last `tail` lines; following new lines when `follow` is set.
+    pub async fn read_logs(
+        &self,
+        id: &WorkloadId,
+        from_seq: u64,
+        tail: Option<u64>,
+        follow: bool,
+    ) -> Result<LogReader> {
+        let workload = self.get_workload(id).await?;
+        let after_seq = match tail {
+            Some(tail) => self
+                .inner
+                .store
+                .last_log_seq(id)
+                .await?
+                .saturating_sub(tail),
+            None => from_seq.saturating_sub(1),
+        };
+        Ok(self
+            .inner
+            .logs
+            .reader(id, after_seq, follow, workload.stage.is_terminal()))
+    }
+
+    /// Events after `since` that pass `filter`, then live ones.
+    pub async fn watch_events(
+        &self,
+        since: u64,
+        filter: EventFilter,
+    ) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
+        use futures::StreamExt;
+        let events = self.inner.events.watch(since, filter).await?;
+        Ok(events.map(|event| event.map_err(OrchestratorError::from)))
+    }
+
+    /// The newest event revision.
+    pub fn revision(&self) -> u64 {
+        self.inner.events.latest_revision()
+    }
+
+    /// The port pool (for inspection).
+    pub fn ports(&self) -> &PortPool {
+        &self.inner.ports
+    }
+}

@@ -1,0 +1,525 @@
+//! The supervisor: one task per workload that owns its state. Control operations
+//! arrive as commands and are served one at a time; the run task reports back as
+//! events. Every change is committed with its event before anyone hears of it.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{
+    Inner, OrchestratorError,
+    run::{self, RunEvent, RunInputs, RunOutcome},
+};
+use crate::{
+    domain::{
+        Deployment, EventKind, Health, LogLevel, NewEvent, Operation, Stage, Workload,
+        can_transition, now,
+    },
+    logs::LogSink,
+    runtime::{ExitStatus, RunContext},
+    store::StateWrite,
+};
+
+pub type Reply<T> = oneshot::Sender<Result<T, OrchestratorError>>;
+
+/// An operation accepted by a supervisor.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The workload right after acceptance.
+    pub workload: Workload,
+    /// Log lines of the operation have a seq above this.
+    pub log_seq: u64,
+}
+
+pub enum Command {
+    Operate {
+        operation: Operation,
+        /// Overrides the deployment's grace period for a stop.
+        grace: Option<Duration>,
+        reply: Reply<Accepted>,
+    },
+    Delete {
+        reply: Reply<()>,
+    },
+    /// Stop what runs (within `grace` at most) and end the task.
+    Shutdown {
+        grace: Duration,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+struct ActiveRun {
+    stop: watch::Sender<Option<Duration>>,
+    events: mpsc::Receiver<RunEvent>,
+}
+
+/// What to do once the current run has stopped.
+#[derive(Default)]
+struct AfterStop {
+    restart: bool,
+    deletes: Vec<Reply<()>>,
+    shutdown: Vec<oneshot::Sender<()>>,
+}
+
+pub struct Supervisor {
+    inner: Arc<Inner>,
+    workload: Workload,
+    stage: watch::Sender<Stage>,
+    run: Option<ActiveRun>,
+    after_stop: AfterStop,
+}
+
+enum Flow {
+    Continue,
+    Exit,
+}
+
+impl Supervisor {
+    pub fn new(inner: Arc<Inner>, workload: Workload) -> Self {
+        let (stage, _) = watch::channel(workload.stage);
+        Self {
+            inner,
+            workload,
+            stage,
+            run: None,
+            after_stop: AfterStop::default(),
+        }
+    }
+
+    /// Serves commands until the workload is deleted, the server shuts down, or
+    /// every handle to the supervisor is gone.
+    pub async fn serve(mut self, mut commands: mpsc::Receiver<Command>) {
+        // Readers see this workload's log as complete while it rests.
+        let _cursor = self
+            .inner
+            .logs
+            .cursor(&self.workload.id, self.workload.stage.is_terminal());
+        loop {
+            let flow = tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => Flow::Exit,
+                },
+                event = next_run_event(&mut self.run) => self.on_run_event(event).await,
+            };
+            if let Flow::Exit = flow {
+                break;
+            }
+        }
+        self.inner.forget_supervisor(&self.workload.id);
+    }
+
+    fn logs(&self) -> LogSink {
+        self.inner.logs.sink(
+            self.workload.id.clone(),
+            self.workload.generation,
+            self.stage.subscribe(),
+        )
+    }
+
+    async fn system(&self, level: LogLevel, message: impl Into<String>) {
+        self.logs().system(level, message).await;
+    }
+
+    fn refuse(&self, operation: &str, reason: &str) -> OrchestratorError {
+        OrchestratorError::InvalidState {
+            workload_id: self.workload.id.clone(),
+            current_stage: self.workload.stage,
+            message: format!("Cannot {operation} workload: {reason}"),
+        }
+    }
+
+    fn refusal(&self, operation: Operation) -> Option<OrchestratorError> {
+        let stage = self.workload.stage;
+        let reason = match (operation, stage) {
+            (Operation::Start, Stage::Pending) => return None,
+            (Operation::Start, Stage::Stopped | Stage::Failed) => {
+                format!("already {stage}; use restart to run it again")
+            }
+            (Operation::Start, Stage::Running) => "already running".to_owned(),
+            (Operation::Stop, Stage::Stopped | Stage::Failed) => format!("already {stage}"),
+            (Operation::Stop, _) => return None,
+            (Operation::Restart, Stage::Running | Stage::Stopped | Stage::Failed) => return None,
+            (Operation::Restart, Stage::Pending) => "not started yet; use start".to_owned(),
+            (_, stage) => format!("another operation is under way (stage {stage})"),
+        };
+        Some(self.refuse(operation.as_str(), &reason))
+    }
+
+    async fn handle(&mut self, command: Command) -> Flow {
+        match command {
+            Command::Operate {
+                operation,
+                grace,
+                reply,
+            } => {
+                if let Some(refusal) = self.refusal(operation) {
+                    let _ = reply.send(Err(refusal));
+                    return Flow::Continue;
+                }
+                let log_seq = self.log_position().await;
+                let result = match operation {
+                    Operation::Start => self.start_run("start").await,
+                    Operation::Stop => self.stop(grace, "stop requested").await,
+                    Operation::Restart => self.restart().await,
+                };
+                let _ = reply.send(result.map(|()| Accepted {
+                    workload: self.workload.clone(),
+                    log_seq,
+                }));
+                Flow::Continue
+            }
+            Command::Delete { reply } => {
+                if self.run.is_none() {
+                    let _ = reply.send(self.delete().await);
+                    return Flow::Exit;
+                }
+                self.after_stop.deletes.push(reply);
+                self.after_stop.restart = false;
+                if let Err(error) = self.stop(None, "deleting").await {
+                    tracing::error!(%error, workload_id = %self.workload.id, "stopping for a delete failed");
+                }
+                Flow::Continue
+            }
+            Command::Shutdown { grace, reply } => {
+                if self.run.is_none() {
+                    let _ = reply.send(());
+                    return Flow::Exit;
+                }
+                self.after_stop.shutdown.push(reply);
+                self.after_stop.restart = false;
+                let grace = self.grace_period().await.min(grace);
+                if let Err(error) = self.stop(Some(grace), "slipway is shutting down").await {
+                    tracing::error!(%error, workload_id = %self.workload.id, "stopping for shutdown failed");
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    /// The seq of the workload's last stored log line, after a flush.
+    async fn log_position(&self) -> u64 {
+        self.inner.logs.flush().await;
+        match self.inner.store.last_log_seq(&self.workload.id).await {
+            Ok(seq) => seq,
+            Err(error) => {
+                tracing::warn!(%error, workload_id = %self.workload.id, "reading the log position failed");
+                0
+            }
+        }
+    }
+
+    async fn deployment(&self) -> Result<Deployment, OrchestratorError> {
+        self.inner
+            .store
+            .get_deployment(&self.workload.deployment_id)
+            .await?
+            .ok_or_else(|| OrchestratorError::deployment_not_found(&self.workload.deployment_id))
+    }
+
+    async fn grace_period(&self) -> Duration {
+        match self.deployment().await {
+            Ok(deployment) => deployment.spec.stop_grace_period,
+            Err(_) => crate::domain::DeploymentSpec::DEFAULT_STOP_GRACE_PERIOD,
+        }
+    }
+
+    /// Moves the workload to `to`, applying `change`, and commits it with its event.
+    async fn transition(
+        &mut self,
+        to: Stage,
+        message: &str,
+        change: impl FnOnce(&mut Workload),
+    ) -> Result<(), OrchestratorError> {
+        let from = self.workload.stage;
+        if !can_transition(from, to) {
+            return Err(OrchestratorError::internal(
+                "changing stage",
+                std::io::Error::other(format!("{from} -> {to} is not a transition")),
+            ));
+        }
+        let mut next = self.workload.clone();
+        next.stage = to;
+        next.updated_at = now();
+        change(&mut next);
+        self.save(next, message).await?;
+        self.stage.send_replace(to);
+        Ok(())
+    }
+
+    /// Commits `next` as the workload's state, with an update event.
+    async fn save(&mut self, next: Workload, message: &str) -> Result<(), OrchestratorError> {
+        let event = NewEvent::workload(EventKind::WorkloadUpdated, &next, message);
+        let committed = self
+            .inner
+            .events
+            .commit(StateWrite::UpdateWorkload(next.clone()), event)
+            .await?;
+        self.workload = next;
+        self.workload.revision = committed.revision;
+        Ok(())
+    }
+
+    /// Starts the pipeline of the current generation (the workload is pending).
+    async fn start_run(&mut self, why: &str) -> Result<(), OrchestratorError> {
+        let deployment = self.deployment().await?;
+        let runtime = self.inner.runtime(deployment.spec.runtime);
+        self.inner.logs.seal(&self.workload.id, false).await;
+        self.system(
+            LogLevel::Info,
+            format!(
+                "{why}: generation {} of {}",
+                self.workload.generation, deployment.name
+            ),
+        )
+        .await;
+        self.transition(Stage::Validate, why, |workload| {
+            workload.started_at = None;
+            workload.stopped_at = None;
+        })
+        .await?;
+        let service_dir = self.inner.root.join(&deployment.service_path);
+        let context = RunContext {
+            workload_id: self.workload.id.clone(),
+            deployment_id: deployment.id.clone(),
+            generation: self.workload.generation,
+            service_dir,
+            spec: deployment.spec.clone(),
+            port: None,
+        };
+        let (stop, stop_receiver) = watch::channel(None);
+        let (events, event_receiver) = mpsc::channel(16);
+        match runtime {
+            Some(runtime) => {
+                let inputs = RunInputs {
+                    context,
+                    runtime,
+                    ports: self.inner.ports.clone(),
+                    logs: self.logs(),
+                    default_grace: deployment.spec.stop_grace_period,
+                };
+                tokio::spawn(run::run(inputs, events, stop_receiver));
+            }
+            None => {
+                let reason = format!(
+                    "the {} runtime is not available on this server",
+                    deployment.spec.runtime.as_str()
+                );
+                let _ = events.try_send(RunEvent::Finished(RunOutcome::Failed {
+                    stage: Stage::Validate,
+                    reason,
+                    exit: None,
+                }));
+            }
+        }
+        self.run = Some(ActiveRun {
+            stop,
+            events: event_receiver,
+        });
+        Ok(())
+    }
+
+    async fn stop(&mut self, grace: Option<Duration>, why: &str) -> Result<(), OrchestratorError> {
+        match self.workload.stage {
+            Stage::Pending => {
+                self.transition(Stage::Stopped, why, |workload| {
+                    workload.stopped_at = Some(now())
+                })
+                .await?;
+                self.inner.logs.seal(&self.workload.id, true).await;
+                Ok(())
+            }
+            Stage::Stopping => {
+                if let (Some(grace), Some(run)) = (grace, &self.run) {
+                    run.stop.send_replace(Some(grace));
+                }
+                Ok(())
+            }
+            stage if stage.is_terminal() => Ok(()),
+            _ => {
+                let grace = match grace {
+                    Some(grace) => grace,
+                    None => self.grace_period().await,
+                };
+                self.system(
+                    LogLevel::Info,
+                    format!("{why}: stopping (grace period {}s)", grace.as_secs()),
+                )
+                .await;
+                self.transition(Stage::Stopping, why, |_| {}).await?;
+                if let Some(run) = &self.run {
+                    run.stop.send_replace(Some(grace));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn restart(&mut self) -> Result<(), OrchestratorError> {
+        if self.workload.stage == Stage::Running {
+            self.after_stop.restart = true;
+            return self.stop(None, "restart requested").await;
+        }
+        self.next_generation().await
+    }
+
+    /// Runs the pipeline again as the next generation (the run is over).
+    async fn next_generation(&mut self) -> Result<(), OrchestratorError> {
+        let generation = self.workload.generation + 1;
+        self.transition(Stage::Pending, "restart", |workload| {
+            workload.generation = generation;
+            workload.health = Health::Unknown;
+            workload.port = None;
+            workload.runtime_id = None;
+            workload.process_start_time = None;
+            workload.error = None;
+            workload.failed_stage = None;
+            workload.exit_code = None;
+        })
+        .await?;
+        self.start_run("restart").await
+    }
+
+    async fn on_run_event(&mut self, event: Option<RunEvent>) -> Flow {
+        let event = event.unwrap_or_else(|| {
+            RunEvent::Finished(RunOutcome::Failed {
+                stage: self.workload.stage,
+                reason: "the run ended unexpectedly".to_owned(),
+                exit: None,
+            })
+        });
+        let result = match event {
+            RunEvent::Stage(stage) if self.workload.stage != Stage::Stopping => {
+                self.transition(stage, stage.as_str(), |_| {}).await
+            }
+            RunEvent::Stage(_) => Ok(()),
+            RunEvent::Started { handle, port } => {
+                let mut next = self.workload.clone();
+                next.runtime_id = Some(handle.runtime_id);
+                next.process_start_time = handle.process_start_time;
+                next.port = port;
+                next.updated_at = now();
+                self.save(next, "started").await
+            }
+            RunEvent::Ready if self.workload.stage == Stage::Deploy => {
+                self.system(LogLevel::Info, "ready: running").await;
+                self.transition(Stage::Running, "ready", |workload| {
+                    workload.started_at = Some(now());
+                })
+                .await
+            }
+            RunEvent::Ready => Ok(()),
+            RunEvent::Finished(outcome) => {
+                self.run = None;
+                return self.finish(outcome).await;
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(%error, workload_id = %self.workload.id, "recording a stage change failed");
+        }
+        Flow::Continue
+    }
+
+    /// Records how the run ended, then does what was asked to happen after it.
+    async fn finish(&mut self, outcome: RunOutcome) -> Flow {
+        let stopping = self.workload.stage == Stage::Stopping;
+        let (to, failed_stage, reason, exit) = match outcome {
+            RunOutcome::Failed {
+                stage,
+                reason,
+                exit,
+            } => (Stage::Failed, Some(stage), Some(reason), exit),
+            // It exited by itself while being stopped: stopped as asked.
+            RunOutcome::Exited(status) if stopping => (Stage::Stopped, None, None, Some(status)),
+            // A service that ends cleanly has completed, like `Exited (0)`.
+            RunOutcome::Exited(status) if status.success() => {
+                (Stage::Stopped, None, Some(status.describe()), Some(status))
+            }
+            RunOutcome::Exited(status) => (
+                Stage::Failed,
+                Some(self.workload.stage),
+                Some(status.describe()),
+                Some(status),
+            ),
+            RunOutcome::Stopped(status) => (Stage::Stopped, None, None, status),
+        };
+        let line = match (&to, &failed_stage, &reason) {
+            (Stage::Failed, Some(stage), Some(reason)) => format!("failed in {stage}: {reason}"),
+            (_, _, Some(reason)) => format!("stopped: {reason}"),
+            _ => match exit {
+                Some(status) => format!("stopped: {}", status.describe()),
+                None => "stopped".to_owned(),
+            },
+        };
+        let level = if to == Stage::Failed {
+            LogLevel::Error
+        } else {
+            LogLevel::Info
+        };
+        self.system(level, line.clone()).await;
+        let exit_code = exit.as_ref().and_then(exit_code);
+        let result = self
+            .transition(to, &line, |workload| {
+                workload.failed_stage = failed_stage.filter(|_| to == Stage::Failed);
+                workload.error = reason;
+                workload.exit_code = exit_code;
+                workload.port = None;
+                workload.health = Health::Unknown;
+                workload.stopped_at = Some(now());
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::error!(%error, workload_id = %self.workload.id, "recording the end of a run failed");
+        }
+        let after = std::mem::take(&mut self.after_stop);
+        if !after.deletes.is_empty() {
+            let result = self.delete().await;
+            for reply in after.deletes {
+                let _ = reply.send(match &result {
+                    Ok(()) => Ok(()),
+                    Err(error) => Err(OrchestratorError::Unavailable(error.to_string())),
+                });
+            }
+            for reply in after.shutdown {
+                let _ = reply.send(());
+            }
+            return Flow::Exit;
+        }
+        if !after.shutdown.is_empty() {
+            self.inner.logs.seal(&self.workload.id, true).await;
+            for reply in after.shutdown {
+                let _ = reply.send(());
+            }
+            return Flow::Exit;
+        }
+        if after.restart {
+            if let Err(error) = self.next_generation().await {
+                tracing::error!(%error, workload_id = %self.workload.id, "restarting failed");
+            }
+            return Flow::Continue;
+        }
+        self.inner.logs.seal(&self.workload.id, true).await;
+        Flow::Continue
+    }
+
+    async fn delete(&mut self) -> Result<(), OrchestratorError> {
+        let event = NewEvent::workload(EventKind::WorkloadDeleted, &self.workload, "deleted");
+        self.inner
+            .events
+            .commit(StateWrite::DeleteWorkload(self.workload.id.clone()), event)
+            .await?;
+        self.inner.logs.forget(&self.workload.id).await;
+        Ok(())
+    }
+}
+
+fn exit_code(status: &ExitStatus) -> Option<i32> {
+    status.code.or(status.signal.map(|signal| 128 + signal))
+}
+
+async fn next_run_event(run: &mut Option<ActiveRun>) -> Option<RunEvent> {
+    match run {
+        Some(run) => run.events.recv().await,
+        None => std::future::pending().await,
+    }
+}

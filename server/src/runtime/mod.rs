@@ -1,0 +1,169 @@
+//! Runtimes: where workloads run. One trait, implemented by local processes
+//! ([`process::ProcessRuntime`]); Docker comes next behind the same trait.
+
+mod output;
+pub mod process;
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::{
+    domain::{DeploymentId, DeploymentSpec, RuntimeKind, WorkloadId},
+    logs::LogSink,
+};
+
+/// Everything a runtime needs to run one generation of a workload.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub workload_id: WorkloadId,
+    pub deployment_id: DeploymentId,
+    pub generation: u64,
+    /// The service directory, resolved and checked to be inside the server's root.
+    pub service_dir: PathBuf,
+    pub spec: DeploymentSpec,
+    /// The port from the pool, when the spec listens.
+    pub port: Option<u16>,
+}
+
+impl RunContext {
+    /// The environment of build steps and of the workload: the spec's env, and
+    /// `PORT` when the workload has one.
+    pub fn env(&self) -> BTreeMap<String, String> {
+        let mut env = self.spec.env.clone();
+        if let Some(port) = self.port {
+            env.insert("PORT".to_owned(), port.to_string());
+        }
+        env
+    }
+}
+
+/// How an instance ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExitStatus {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Killed for running out of memory.
+    pub oom_killed: bool,
+}
+
+impl ExitStatus {
+    /// "exited with code 1", "killed by signal 9", …
+    pub fn describe(&self) -> String {
+        match (self.oom_killed, self.code, self.signal) {
+            (true, _, _) => "killed: out of memory".to_owned(),
+            (false, Some(code), _) => format!("exited with code {code}"),
+            (false, None, Some(signal)) => format!("killed by signal {signal}"),
+            (false, None, None) => "exited".to_owned(),
+        }
+    }
+
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.oom_killed
+    }
+}
+
+/// Identifies a started instance across restarts of Slipway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeHandle {
+    /// A pid or a container id.
+    pub runtime_id: String,
+    /// For processes: the start time of the pid, so a reused pid is not mistaken
+    /// for the instance.
+    pub process_start_time: Option<u64>,
+}
+
+/// A started instance: its handle and, once it has exited, how.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub handle: RuntimeHandle,
+    exit: watch::Receiver<Option<ExitStatus>>,
+}
+
+impl Instance {
+    pub fn new(handle: RuntimeHandle, exit: watch::Receiver<Option<ExitStatus>>) -> Self {
+        Self { handle, exit }
+    }
+
+    /// Waits until the instance has exited and its output has been read.
+    pub async fn exited(&self) -> ExitStatus {
+        let mut exit = self.exit.clone();
+        match exit.wait_for(Option::is_some).await {
+            Ok(status) => status.unwrap_or_default(),
+            // The watcher is gone without a status: treat as exited.
+            Err(_) => ExitStatus::default(),
+        }
+    }
+
+    /// How it exited, if it has.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exit.borrow()
+    }
+}
+
+/// What became of an instance found at start-up, left by an earlier Slipway.
+#[derive(Debug)]
+pub enum Reclaimed {
+    /// Still running and taken over: its output is followed again.
+    Adopted(Instance),
+    /// Still running but could not be taken over, so it was stopped.
+    Stopped,
+    /// Not there any more.
+    Gone,
+}
+
+/// Why a runtime operation failed. The message is for users.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The workload cannot run as specified.
+    #[error("{0}")]
+    Invalid(String),
+    /// A build step failed.
+    #[error("{0}")]
+    Build(String),
+    /// The instance could not be started.
+    #[error("{0}")]
+    Start(String),
+    /// The runtime's engine cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A place where workloads run.
+///
+/// Cancelling (dropping) a future of `validate`, `build` or `start` must leave
+/// nothing behind: a build step's processes are killed.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Which runtime this is.
+    fn kind(&self) -> RuntimeKind;
+
+    /// Checks that the workload can run (files, programs, engine), without side effects.
+    async fn validate(&self, context: &RunContext, logs: &LogSink) -> Result<(), RuntimeError>;
+
+    /// Runs the build; its output goes to `logs`. Fails with the reason when a step fails.
+    async fn build(&self, context: &RunContext, logs: &LogSink) -> Result<(), RuntimeError>;
+
+    /// Starts an instance; its output goes to `logs` until it exits.
+    async fn start(&self, context: &RunContext, logs: &LogSink) -> Result<Instance, RuntimeError>;
+
+    /// Stops an instance: the stop signal, up to `grace` for it to exit, then a
+    /// kill. Returns once it has exited.
+    async fn stop(&self, instance: &Instance, grace: Duration) -> Result<ExitStatus, RuntimeError>;
+
+    /// Deals with an instance an earlier Slipway left running: adopts it when the
+    /// runtime can follow it again, else stops it (`grace` as for `stop`).
+    async fn reclaim(
+        &self,
+        handle: &RuntimeHandle,
+        logs: &LogSink,
+        grace: Duration,
+    ) -> Result<Reclaimed, RuntimeError>;
+}

@@ -1,0 +1,370 @@
+//! The process runtime: each workload is a local process in its own process group,
+//! so that a stop reaches its children too. Needs nothing installed.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use nix::{
+    sys::signal::{Signal, killpg},
+    unistd::Pid,
+};
+use tokio::{process::Command, sync::watch, time::Instant};
+
+use super::{
+    ExitStatus, Instance, Reclaimed, RunContext, Runtime, RuntimeError, RuntimeHandle,
+    output::forward_lines,
+};
+use crate::{
+    domain::{LogLevel, LogStream, RuntimeKind},
+    logs::LogSink,
+};
+
+/// How long the output of an exited process is still read (children that keep
+/// its pipes open are killed with it; this bounds the rest).
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+/// How long to wait for a killed process group to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs workloads as local process groups.
+#[derive(Debug, Default)]
+pub struct ProcessRuntime;
+
+impl ProcessRuntime {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+/// Finds `program` as `execve` would after a `PATH` search, from `directory` for
+/// a relative path with a slash.
+fn resolve_program(program: &str, directory: &Path, path_var: Option<&str>) -> Option<PathBuf> {
+    if program.contains('/') {
+        let candidate = directory.join(program);
+        return is_executable(&candidate).then_some(candidate);
+    }
+    let search = path_var
+        .map(str::to_owned)
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_owned());
+    search
+        .split(':')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| directory.join(entry).join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|metadata| metadata.is_file() && metadata.permissions().mode() & 0o111 != 0)
+}
+
+/// The start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat).
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether any process of the group is still there (zombies count until reaped).
+fn group_alive(pgid: Pid) -> bool {
+    killpg(pgid, None).is_ok()
+}
+
+fn signal_group(pgid: Pid, signal: Signal) {
+    if let Err(error) = killpg(pgid, signal) {
+        if error != nix::errno::Errno::ESRCH {
+            tracing::warn!(%error, pgid = pgid.as_raw(), ?signal, "signalling a process group failed");
+        }
+    }
+}
+
+/// Waits, up to `limit`, for the group to be gone.
+async fn wait_group_gone(pgid: Pid, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut delay = Duration::from_millis(5);
+    while group_alive(pgid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(100));
+    }
+    true
+}
+
+/// Kills a process group when dropped, unless disarmed: a build step whose future
+/// is dropped (the workload was stopped) leaves nothing behind.
+struct KillOnDrop {
+    pgid: Option<Pid>,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            signal_group(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+fn command_for(
+    argv: &[String],
+    context: &RunContext,
+    env: &BTreeMap<String, String>,
+) -> Result<Command, RuntimeError> {
+    let (program, arguments) = argv
+        .split_first()
+        .ok_or_else(|| RuntimeError::Invalid("the command is empty".to_owned()))?;
+    let resolved = resolve_program(
+        program,
+        &context.service_dir,
+        env.get("PATH").map(String::as_str),
+    )
+    .ok_or_else(|| {
+        RuntimeError::Invalid(format!("program {program:?} not found or not executable"))
+    })?;
+    let mut command = Command::new(resolved);
+    command
+        .args(arguments)
+        .current_dir(&context.service_dir)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    Ok(command)
+}
+
+/// Spawns `command`, forwarding its output to `logs`; returns the child's pid and
+/// the tasks reading its output.
+fn spawn_logged(
+    mut command: Command,
+    logs: &LogSink,
+    what: &str,
+) -> Result<(tokio::process::Child, u32, Vec<tokio::task::JoinHandle<()>>), RuntimeError> {
+    let mut child = command.spawn().map_err(|source| RuntimeError::Io {
+        context: format!("starting {what}"),
+        source,
+    })?;
+    let pid = child
+        .id()
+        .ok_or_else(|| RuntimeError::Start(format!("{what} exited before it could be watched")))?;
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.push(tokio::spawn(forward_lines(
+            stdout,
+            LogStream::Stdout,
+            logs.clone(),
+        )));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(tokio::spawn(forward_lines(
+            stderr,
+            LogStream::Stderr,
+            logs.clone(),
+        )));
+    }
+    Ok((child, pid, readers))
+}
+
+fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    ExitStatus {
+        code: status.code(),
+        signal: status.signal(),
+        oom_killed: false,
+    }
+}
+
+async fn drain(readers: Vec<tokio::task::JoinHandle<()>>) {
+    for reader in readers {
+        let abort = reader.abort_handle();
+        if tokio::time::timeout(OUTPUT_DRAIN, reader).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
+fn pid_of(handle: &RuntimeHandle) -> Option<Pid> {
+    handle
+        .runtime_id
+        .parse::<i32>()
+        .ok()
+        .filter(|pid| *pid > 1)
+        .map(Pid::from_raw)
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Process
+    }
+
+    async fn validate(&self, context: &RunContext, logs: &LogSink) -> Result<(), RuntimeError> {
+        if !context.service_dir.is_dir() {
+            return Err(RuntimeError::Invalid(format!(
+                "service directory {} does not exist",
+                context.service_dir.display()
+            )));
+        }
+        let env = context.env();
+        let path_var = env.get("PATH").map(String::as_str);
+        let mut programs = vec![("command", &context.spec.command)];
+        programs.extend(
+            context
+                .spec
+                .build
+                .iter()
+                .map(|step| ("build step", &step.command)),
+        );
+        for (what, argv) in programs {
+            let program = argv.first().map(String::as_str).unwrap_or_default();
+            match resolve_program(program, &context.service_dir, path_var) {
+                Some(path) => {
+                    logs.system(
+                        LogLevel::Debug,
+                        format!("{what} program {program} is {}", path.display()),
+                    )
+                    .await;
+                }
+                None => {
+                    return Err(RuntimeError::Invalid(format!(
+                        "{what} program {program:?} not found or not executable"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn build(&self, context: &RunContext, logs: &LogSink) -> Result<(), RuntimeError> {
+        let env = context.env();
+        let total = context.spec.build.len();
+        for (index, step) in context.spec.build.iter().enumerate() {
+            let shown = step.command.join(" ");
+            logs.system(
+                LogLevel::Info,
+                format!("build step {}/{total}: {shown}", index + 1),
+            )
+            .await;
+            let command = command_for(&step.command, context, &env)?;
+            let (mut child, pid, readers) = spawn_logged(command, logs, "a build step")?;
+            let mut guard = KillOnDrop {
+                pgid: Some(Pid::from_raw(pid as i32)),
+            };
+            let status = child.wait().await.map_err(|source| RuntimeError::Io {
+                context: "waiting for a build step".to_owned(),
+                source,
+            })?;
+            // The step is over: kill what it left in its group, then read the rest.
+            if let Some(pgid) = guard.pgid.take() {
+                signal_group(pgid, Signal::SIGKILL);
+            }
+            drain(readers).await;
+            let status = exit_status(status);
+            if !status.success() {
+                return Err(RuntimeError::Build(format!(
+                    "build step {}/{total} ({shown}) {}",
+                    index + 1,
+                    status.describe()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn start(&self, context: &RunContext, logs: &LogSink) -> Result<Instance, RuntimeError> {
+        let command = command_for(&context.spec.command, context, &context.env())?;
+        let (mut child, pid, readers) = spawn_logged(command, logs, "the workload")?;
+        let handle = RuntimeHandle {
+            runtime_id: pid.to_string(),
+            process_start_time: process_start_time(pid),
+        };
+        let (exit_sender, exit) = watch::channel(None);
+        let workload_id = context.workload_id.clone();
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => exit_status(status),
+                Err(error) => {
+                    tracing::error!(%error, %workload_id, pid, "waiting for the workload failed");
+                    ExitStatus::default()
+                }
+            };
+            // Like a container whose first process exits: the rest of the group goes too.
+            let pgid = Pid::from_raw(pid as i32);
+            signal_group(pgid, Signal::SIGKILL);
+            wait_group_gone(pgid, KILL_WAIT).await;
+            drain(readers).await;
+            exit_sender.send_replace(Some(status));
+        });
+        Ok(Instance::new(handle, exit))
+    }
+
+    async fn stop(&self, instance: &Instance, grace: Duration) -> Result<ExitStatus, RuntimeError> {
+        let Some(pgid) = pid_of(&instance.handle) else {
+            return Ok(instance.exited().await);
+        };
+        if let Some(status) = instance.exit_status() {
+            return Ok(status);
+        }
+        signal_group(pgid, Signal::SIGTERM);
+        if let Ok(status) = tokio::time::timeout(grace, instance.exited()).await {
+            return Ok(status);
+        }
+        signal_group(pgid, Signal::SIGKILL);
+        let status = instance.exited().await;
+        Ok(status)
+    }
+
+    async fn reclaim(
+        &self,
+        handle: &RuntimeHandle,
+        logs: &LogSink,
+        grace: Duration,
+    ) -> Result<Reclaimed, RuntimeError> {
+        let Some(pgid) = pid_of(handle) else {
+            return Ok(Reclaimed::Gone);
+        };
+        let pid = pgid.as_raw() as u32;
+        let same_process = handle.process_start_time.is_some()
+            && process_start_time(pid) == handle.process_start_time;
+        if !same_process {
+            return Ok(Reclaimed::Gone);
+        }
+        logs.system(
+            LogLevel::Warn,
+            format!("process {pid} outlived the previous slipway: its output cannot be re-attached, stopping it"),
+        )
+        .await;
+        signal_group(pgid, Signal::SIGTERM);
+        if !wait_group_gone(pgid, grace).await {
+            signal_group(pgid, Signal::SIGKILL);
+            wait_group_gone(pgid, KILL_WAIT).await;
+        }
+        Ok(Reclaimed::Stopped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_resolve_on_path_and_relative_to_the_directory() {
+        let directory = std::env::temp_dir();
+        assert!(resolve_program("sh", &directory, None).is_some());
+        assert!(resolve_program("definitely-not-a-program-slipway", &directory, None).is_none());
+        assert!(resolve_program("./definitely-not-here", &directory, None).is_none());
+    }
+
+    #[test]
+    fn our_own_start_time_is_readable() {
+        assert!(process_start_time(std::process::id()).is_some());
+    }
+}

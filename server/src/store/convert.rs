@@ -1,0 +1,158 @@
+//! Rows to domain types and back.
+
+use std::collections::BTreeMap;
+
+use super::{StoreError, StoreResult, entities};
+use crate::domain::{
+    Deployment, DeploymentId, Event, EventKind, Health, LogLevel, LogLine, LogStream, Stage,
+    Timestamp, Workload, WorkloadId,
+};
+
+fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+fn stage(text: &str) -> StoreResult<Stage> {
+    Stage::parse(text).ok_or_else(|| corrupt("stage", text))
+}
+
+pub fn deployment_row(deployment: &Deployment) -> StoreResult<entities::deployment::Model> {
+    Ok(entities::deployment::Model {
+        id: deployment.id.to_string(),
+        name: deployment.name.clone(),
+        project: deployment.project.clone(),
+        service_path: deployment.service_path.clone(),
+        spec: serde_json::to_string(&deployment.spec).map_err(|error| corrupt("spec", error))?,
+        labels: serde_json::to_string(&deployment.labels)
+            .map_err(|error| corrupt("labels", error))?,
+        created_at: deployment.created_at.0,
+        updated_at: deployment.updated_at.0,
+    })
+}
+
+pub fn deployment(row: entities::deployment::Model) -> StoreResult<Deployment> {
+    Ok(Deployment {
+        id: DeploymentId::parse(&row.id).map_err(|error| corrupt("deployment id", error))?,
+        name: row.name,
+        project: row.project,
+        service_path: row.service_path,
+        spec: serde_json::from_str(&row.spec).map_err(|error| corrupt("spec", error))?,
+        labels: serde_json::from_str::<BTreeMap<String, String>>(&row.labels)
+            .map_err(|error| corrupt("labels", error))?,
+        created_at: Timestamp(row.created_at),
+        updated_at: Timestamp(row.updated_at),
+    })
+}
+
+pub fn workload_row(workload: &Workload) -> entities::workload::Model {
+    entities::workload::Model {
+        id: workload.id.to_string(),
+        deployment_id: workload.deployment_id.to_string(),
+        stage: workload.stage.as_str().to_owned(),
+        health: workload.health.as_str().to_owned(),
+        generation: workload.generation as i64,
+        port: workload.port.map(i32::from),
+        runtime_id: workload.runtime_id.clone(),
+        process_start_time: workload.process_start_time.map(|ticks| ticks as i64),
+        error: workload.error.clone(),
+        failed_stage: workload.failed_stage.map(|stage| stage.as_str().to_owned()),
+        exit_code: workload.exit_code,
+        created_at: workload.created_at.0,
+        updated_at: workload.updated_at.0,
+        started_at: workload.started_at.map(|time| time.0),
+        stopped_at: workload.stopped_at.map(|time| time.0),
+        revision: workload.revision as i64,
+    }
+}
+
+pub fn workload(row: entities::workload::Model) -> StoreResult<Workload> {
+    Ok(Workload {
+        id: WorkloadId::parse(&row.id).map_err(|error| corrupt("workload id", error))?,
+        deployment_id: DeploymentId::parse(&row.deployment_id)
+            .map_err(|error| corrupt("deployment id", error))?,
+        stage: stage(&row.stage)?,
+        health: Health::parse(&row.health).ok_or_else(|| corrupt("health", &row.health))?,
+        generation: row.generation as u64,
+        port: row.port.and_then(|port| u16::try_from(port).ok()),
+        runtime_id: row.runtime_id,
+        process_start_time: row.process_start_time.map(|ticks| ticks as u64),
+        error: row.error,
+        failed_stage: row.failed_stage.as_deref().map(stage).transpose()?,
+        exit_code: row.exit_code,
+        created_at: Timestamp(row.created_at),
+        updated_at: Timestamp(row.updated_at),
+        started_at: row.started_at.map(Timestamp),
+        stopped_at: row.stopped_at.map(Timestamp),
+        revision: row.revision as u64,
+    })
+}
+
+pub fn log_line_row(line: &LogLine) -> entities::log_line::Model {
+    entities::log_line::Model {
+        workload_id: line.workload_id.to_string(),
+        seq: line.seq as i64,
+        generation: line.generation as i64,
+        ts: line.timestamp.0,
+        stage: line.stage.as_str().to_owned(),
+        level: line.level.as_str().to_owned(),
+        stream: line.stream.as_str().to_owned(),
+        message: line.message.clone(),
+    }
+}
+
+pub fn log_line(row: entities::log_line::Model) -> StoreResult<LogLine> {
+    Ok(LogLine {
+        workload_id: WorkloadId::parse(&row.workload_id)
+            .map_err(|error| corrupt("workload id", error))?,
+        seq: row.seq as u64,
+        generation: row.generation as u64,
+        timestamp: Timestamp(row.ts),
+        stage: stage(&row.stage)?,
+        level: LogLevel::parse(&row.level).ok_or_else(|| corrupt("log level", &row.level))?,
+        stream: LogStream::parse(&row.stream).ok_or_else(|| corrupt("log stream", &row.stream))?,
+        message: row.message,
+    })
+}
+
+pub fn event_row(event: &Event) -> StoreResult<entities::event::Model> {
+    Ok(entities::event::Model {
+        revision: event.revision as i64,
+        ts: event.timestamp.0,
+        kind: event.kind.as_str().to_owned(),
+        deployment_id: event.deployment_id.to_string(),
+        workload_id: event.workload_id.as_ref().map(ToString::to_string),
+        workload: event
+            .workload
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|error| corrupt("event workload", error))?,
+        message: event.message.clone(),
+    })
+}
+
+pub fn event(row: entities::event::Model) -> StoreResult<Event> {
+    Ok(Event {
+        revision: row.revision as u64,
+        timestamp: Timestamp(row.ts),
+        kind: EventKind::parse(&row.kind).ok_or_else(|| corrupt("event kind", &row.kind))?,
+        deployment_id: DeploymentId::parse(&row.deployment_id)
+            .map_err(|error| corrupt("deployment id", error))?,
+        workload_id: row
+            .workload_id
+            .as_deref()
+            .map(WorkloadId::parse)
+            .transpose()
+            .map_err(|error| corrupt("workload id", error))?,
+        workload: row
+            .workload
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|error| corrupt("event workload", error))?,
+        message: row.message,
+    })
+}

@@ -1,0 +1,104 @@
+//! sea-orm entities: one module per table. Ids are stored as text, timestamps as
+//! microseconds since the Unix epoch, specs and snapshots as JSON text.
+
+pub mod deployment {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deployments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(unique)]
+        pub name: String,
+        pub project: String,
+        pub service_path: String,
+        pub spec: String,
+        pub labels: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod workload {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "workloads")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub deployment_id: String,
+        pub stage: String,
+        pub health: String,
+        pub generation: i64,
+        pub port: Option<i32>,
+        pub runtime_id: Option<String>,
+        pub process_start_time: Option<i64>,
+        pub error: Option<String>,
+        pub failed_stage: Option<String>,
+        pub exit_code: Option<i32>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub started_at: Option<i64>,
+        pub stopped_at: Option<i64>,
+        pub revision: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod log_line {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "log_lines")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workload_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub generation: i64,
+        pub ts: i64,
+        pub stage: String,
+        pub level: String,
+        pub stream: String,
+        pub message: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub revision: i64,
+        pub ts: i64,
+        pub kind: String,
+        pub deployment_id: String,
+        pub workload_id: Option<String>,
+        /// The workload snapshot as JSON, for workload events.
+        pub workload: Option<String>,
+        pub message: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

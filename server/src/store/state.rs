@@ -1,0 +1,262 @@
+//! Deployments and workloads: every write goes through [`Store::commit`] with the
+//! event that records it, in one transaction.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use super::{
+    Store, StoreError, StoreResult, convert, database,
+    entities::{deployment, event, log_line, workload},
+    is_unique_violation,
+};
+use crate::domain::{Deployment, DeploymentId, Event, Stage, Timestamp, Workload, WorkloadId};
+
+/// A change of state, committed together with its event.
+#[derive(Debug, Clone)]
+pub enum StateWrite {
+    CreateDeployment(Deployment),
+    DeleteDeployment(DeploymentId),
+    CreateWorkload(Workload),
+    UpdateWorkload(Workload),
+    /// Removes the workload and its log lines.
+    DeleteWorkload(WorkloadId),
+}
+
+/// Which workloads to list.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadFilter {
+    pub deployment_id: Option<DeploymentId>,
+    /// Any of these stages; all stages when empty.
+    pub stages: Vec<Stage>,
+}
+
+/// A page of workloads and the event revision it is consistent with.
+#[derive(Debug, Clone)]
+pub struct WorkloadPage {
+    pub workloads: Vec<Workload>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<(Timestamp, String)>,
+    pub revision: u64,
+}
+
+/// Rows after `(created_at, id)` in `(created_at, id)` order.
+fn after_cursor<C: ColumnTrait>(created_at: C, id: C, cursor: &(Timestamp, String)) -> Condition {
+    Condition::any().add(created_at.gt(cursor.0.0)).add(
+        Condition::all()
+            .add(created_at.eq(cursor.0.0))
+            .add(id.gt(cursor.1.clone())),
+    )
+}
+
+impl Store {
+    /// Applies `write` and appends `event`, atomically.
+    pub async fn commit(&self, write: &StateWrite, event: &Event) -> StoreResult<()> {
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(database("starting a transaction"))?;
+        match write {
+            StateWrite::CreateDeployment(deployment) => {
+                let row = convert::deployment_row(deployment)?;
+                deployment::Entity::insert(row.into_active_model())
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(|error| {
+                        if is_unique_violation(&error) {
+                            StoreError::NameTaken {
+                                name: deployment.name.clone(),
+                            }
+                        } else {
+                            StoreError::Database {
+                                context: "inserting a deployment",
+                                source: error,
+                            }
+                        }
+                    })?;
+            }
+            StateWrite::DeleteDeployment(id) => {
+                deployment::Entity::delete_by_id(id.to_string())
+                    .exec(&txn)
+                    .await
+                    .map_err(database("deleting a deployment"))?;
+            }
+            StateWrite::CreateWorkload(workload) => {
+                workload::Entity::insert(convert::workload_row(workload).into_active_model())
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(database("inserting a workload"))?;
+            }
+            StateWrite::UpdateWorkload(workload) => {
+                convert::workload_row(workload)
+                    .into_active_model()
+                    .reset_all()
+                    .update(&txn)
+                    .await
+                    .map_err(database("updating a workload"))?;
+            }
+            StateWrite::DeleteWorkload(id) => {
+                log_line::Entity::delete_many()
+                    .filter(log_line::Column::WorkloadId.eq(id.to_string()))
+                    .exec(&txn)
+                    .await
+                    .map_err(database("deleting a workload's log lines"))?;
+                workload::Entity::delete_by_id(id.to_string())
+                    .exec(&txn)
+                    .await
+                    .map_err(database("deleting a workload"))?;
+            }
+        }
+        event::Entity::insert(convert::event_row(event)?.into_active_model())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(database("appending an event"))?;
+        txn.commit()
+            .await
+            .map_err(database("committing a transaction"))
+    }
+
+    pub async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<Deployment>> {
+        deployment::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(database("reading a deployment"))?
+            .map(convert::deployment)
+            .transpose()
+    }
+
+    pub async fn find_deployment_by_name(&self, name: &str) -> StoreResult<Option<Deployment>> {
+        deployment::Entity::find()
+            .filter(deployment::Column::Name.eq(name))
+            .one(&self.db)
+            .await
+            .map_err(database("reading a deployment"))?
+            .map(convert::deployment)
+            .transpose()
+    }
+
+    /// Deployments in creation order, after `cursor`, of `project` when given.
+    pub async fn list_deployments(
+        &self,
+        project: Option<&str>,
+        cursor: Option<&(Timestamp, String)>,
+        limit: u64,
+    ) -> StoreResult<Vec<Deployment>> {
+        let mut query = deployment::Entity::find();
+        if let Some(project) = project {
+            query = query.filter(deployment::Column::Project.eq(project));
+        }
+        if let Some(cursor) = cursor {
+            query = query.filter(after_cursor(
+                deployment::Column::CreatedAt,
+                deployment::Column::Id,
+                cursor,
+            ));
+        }
+        query
+            .order_by_asc(deployment::Column::CreatedAt)
+            .order_by_asc(deployment::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(database("listing deployments"))?
+            .into_iter()
+            .map(convert::deployment)
+            .collect()
+    }
+
+    pub async fn get_workload(&self, id: &WorkloadId) -> StoreResult<Option<Workload>> {
+        workload::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(database("reading a workload"))?
+            .map(convert::workload)
+            .transpose()
+    }
+
+    /// A page of workloads in creation order, with the revision it reflects.
+    pub async fn list_workloads(
+        &self,
+        filter: &WorkloadFilter,
+        cursor: Option<&(Timestamp, String)>,
+        limit: u64,
+    ) -> StoreResult<WorkloadPage> {
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(database("starting a transaction"))?;
+        let revision = Self::last_revision_in(&txn).await?;
+        let mut query = workload::Entity::find();
+        if let Some(deployment_id) = &filter.deployment_id {
+            query = query.filter(workload::Column::DeploymentId.eq(deployment_id.to_string()));
+        }
+        if !filter.stages.is_empty() {
+            query = query.filter(
+                workload::Column::Stage.is_in(filter.stages.iter().map(|stage| stage.as_str())),
+            );
+        }
+        if let Some(cursor) = cursor {
+            query = query.filter(after_cursor(
+                workload::Column::CreatedAt,
+                workload::Column::Id,
+                cursor,
+            ));
+        }
+        let rows = query
+            .order_by_asc(workload::Column::CreatedAt)
+            .order_by_asc(workload::Column::Id)
+            .limit(limit + 1)
+            .all(&txn)
+            .await
+            .map_err(database("listing workloads"))?;
+        txn.commit().await.map_err(database("ending a read"))?;
+        let mut workloads = rows
+            .into_iter()
+            .map(convert::workload)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next = if workloads.len() as u64 > limit {
+            workloads.truncate(limit as usize);
+            workloads
+                .last()
+                .map(|last| (last.created_at, last.id.to_string()))
+        } else {
+            None
+        };
+        Ok(WorkloadPage {
+            workloads,
+            next,
+            revision,
+        })
+    }
+
+    /// Every workload of a deployment.
+    pub async fn workloads_of_deployment(&self, id: &DeploymentId) -> StoreResult<Vec<Workload>> {
+        workload::Entity::find()
+            .filter(workload::Column::DeploymentId.eq(id.to_string()))
+            .order_by_asc(workload::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .map_err(database("listing a deployment's workloads"))?
+            .into_iter()
+            .map(convert::workload)
+            .collect()
+    }
+
+    /// Every workload whose run is not over (for reconcile at start-up).
+    pub async fn unfinished_workloads(&self) -> StoreResult<Vec<Workload>> {
+        workload::Entity::find()
+            .filter(
+                workload::Column::Stage
+                    .is_not_in([Stage::Stopped.as_str(), Stage::Failed.as_str()]),
+            )
+            .all(&self.db)
+            .await
+            .map_err(database("listing unfinished workloads"))?
+            .into_iter()
+            .map(convert::workload)
+            .collect()
+    }
+}
