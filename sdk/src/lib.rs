@@ -1,1 +1,337 @@
+//! A typed async client for Slipway.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), slipway_sdk::Error> {
+//! use slipway_sdk::{Client, DeploymentBuilder, proto::Stage};
+//!
+//! let client = Client::connect("http://127.0.0.1:50051").await?;
+//! let deployment = client
+//!     .create_deployment(
+//!         DeploymentBuilder::new("web")
+//!             .service_path("web")
+//!             .command(["sh", "-c", "exec python3 -m http.server \"$PORT\" --bind 127.0.0.1"])
+//!             .listen()
+//!             .build(),
+//!     )
+//!     .await?;
+//! let workload = client.create_workload(&deployment.id).await?;
+//! let running = client.start_workload(&workload.id).await?.finish().await?;
+//! assert_eq!(running.stage(), Stage::Running);
+//! client.stop_workload(&workload.id, None).await?.finish().await?;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
 
+mod error;
+mod progress;
+mod spec;
+
+use futures::{Stream, StreamExt};
+use slipway::v1::{
+    CreateDeploymentRequest, CreateWorkloadRequest, DeleteDeploymentRequest, DeleteWorkloadRequest,
+    Deployment, Event, GetDeploymentRequest, GetLogsRequest, GetLogsResponse, GetWorkloadRequest,
+    ListDeploymentsRequest, ListDeploymentsResponse, ListWorkloadsRequest, ListWorkloadsResponse,
+    LogEntry, RestartWorkloadRequest, Stage, StartWorkloadRequest, StopWorkloadRequest,
+    StreamLogsRequest, WatchEventsRequest, Workload,
+    deployment_service_client::DeploymentServiceClient,
+    workload_service_client::WorkloadServiceClient,
+};
+use tonic::transport::{Channel, Endpoint};
+
+pub use error::{Error, FieldViolation};
+pub use progress::{Progress, ProgressStream};
+/// The wire types of `slipway.v1`.
+pub use slipway::v1 as proto;
+pub use spec::DeploymentBuilder;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A connection to a Slipway server. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    deployments: DeploymentServiceClient<Channel>,
+    workloads: WorkloadServiceClient<Channel>,
+}
+
+impl Client {
+    /// Connects to `url`, like `http://127.0.0.1:50051`.
+    pub async fn connect(url: impl Into<String>) -> Result<Client> {
+        let url = url.into();
+        let endpoint = Endpoint::from_shared(url.clone()).map_err(|source| Error::Connect {
+            url: url.clone(),
+            source,
+        })?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|source| Error::Connect { url, source })?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// A client on an existing channel.
+    pub fn from_channel(channel: Channel) -> Client {
+        Client {
+            deployments: DeploymentServiceClient::new(channel.clone()),
+            workloads: WorkloadServiceClient::new(channel),
+        }
+    }
+
+    // ----- deployments -------------------------------------------------------
+
+    /// Creates a deployment (see [`DeploymentBuilder`]).
+    pub async fn create_deployment(&self, request: CreateDeploymentRequest) -> Result<Deployment> {
+        Ok(self
+            .deployments
+            .clone()
+            .create_deployment(request)
+            .await?
+            .into_inner())
+    }
+
+    pub async fn get_deployment(&self, id: &str) -> Result<Deployment> {
+        let request = GetDeploymentRequest { id: id.to_owned() };
+        Ok(self
+            .deployments
+            .clone()
+            .get_deployment(request)
+            .await?
+            .into_inner())
+    }
+
+    pub async fn list_deployments(
+        &self,
+        request: ListDeploymentsRequest,
+    ) -> Result<ListDeploymentsResponse> {
+        Ok(self
+            .deployments
+            .clone()
+            .list_deployments(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Every deployment, all pages.
+    pub async fn all_deployments(&self) -> Result<Vec<Deployment>> {
+        let mut all = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .list_deployments(ListDeploymentsRequest {
+                    page_token: page_token.clone(),
+                    ..ListDeploymentsRequest::default()
+                })
+                .await?;
+            all.extend(page.deployments);
+            if page.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// Stops and removes the deployment's workloads, then the deployment; returns
+    /// the removed workloads' ids.
+    pub async fn delete_deployment(&self, id: &str) -> Result<Vec<String>> {
+        let request = DeleteDeploymentRequest { id: id.to_owned() };
+        let response = self.deployments.clone().delete_deployment(request).await?;
+        Ok(response.into_inner().deleted_workload_ids)
+    }
+
+    // ----- workloads ---------------------------------------------------------
+
+    /// A new pending workload of a deployment.
+    pub async fn create_workload(&self, deployment_id: &str) -> Result<Workload> {
+        let request = CreateWorkloadRequest {
+            deployment_id: deployment_id.to_owned(),
+        };
+        Ok(self
+            .workloads
+            .clone()
+            .create_workload(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Starts a pending workload; the stream shows its progress up to `RUNNING`
+    /// (or `FAILED`). Dropping the stream does not cancel the start.
+    pub async fn start_workload(&self, workload_id: &str) -> Result<ProgressStream> {
+        let request = StartWorkloadRequest {
+            workload_id: workload_id.to_owned(),
+            ..StartWorkloadRequest::default()
+        };
+        let stream = self
+            .workloads
+            .clone()
+            .start_workload(request)
+            .await?
+            .into_inner();
+        Ok(ProgressStream::new(stream))
+    }
+
+    /// Stops a workload, with the deployment's grace period unless `grace_seconds`.
+    pub async fn stop_workload(
+        &self,
+        workload_id: &str,
+        grace_seconds: Option<u32>,
+    ) -> Result<ProgressStream> {
+        let request = StopWorkloadRequest {
+            workload_id: workload_id.to_owned(),
+            grace_period_seconds: grace_seconds,
+            ..StopWorkloadRequest::default()
+        };
+        let stream = self
+            .workloads
+            .clone()
+            .stop_workload(request)
+            .await?
+            .into_inner();
+        Ok(ProgressStream::new(stream))
+    }
+
+    /// Stops the workload if it runs, then runs it again as the next generation.
+    pub async fn restart_workload(&self, workload_id: &str) -> Result<ProgressStream> {
+        let request = RestartWorkloadRequest {
+            workload_id: workload_id.to_owned(),
+            ..RestartWorkloadRequest::default()
+        };
+        let stream = self
+            .workloads
+            .clone()
+            .restart_workload(request)
+            .await?
+            .into_inner();
+        Ok(ProgressStream::new(stream))
+    }
+
+    pub async fn get_workload(&self, workload_id: &str) -> Result<Workload> {
+        let request = GetWorkloadRequest {
+            workload_id: workload_id.to_owned(),
+        };
+        Ok(self
+            .workloads
+            .clone()
+            .get_workload(request)
+            .await?
+            .into_inner())
+    }
+
+    pub async fn list_workloads(
+        &self,
+        request: ListWorkloadsRequest,
+    ) -> Result<ListWorkloadsResponse> {
+        Ok(self
+            .workloads
+            .clone()
+            .list_workloads(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Stops the workload if needed, then removes it with its logs.
+    pub async fn delete_workload(&self, workload_id: &str) -> Result<()> {
+        let request = DeleteWorkloadRequest {
+            workload_id: workload_id.to_owned(),
+        };
+        self.workloads.clone().delete_workload(request).await?;
+        Ok(())
+    }
+
+    /// Up to `limit` stored lines with a seq above `after_seq` (0 for the default page size).
+    pub async fn get_logs(
+        &self,
+        workload_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<GetLogsResponse> {
+        let request = GetLogsRequest {
+            workload_id: workload_id.to_owned(),
+            after_seq,
+            limit,
+        };
+        Ok(self.workloads.clone().get_logs(request).await?.into_inner())
+    }
+
+    /// Every stored line of a workload, all pages.
+    pub async fn all_logs(&self, workload_id: &str) -> Result<Vec<LogEntry>> {
+        let mut all = Vec::new();
+        let mut after_seq = 0;
+        loop {
+            let page = self.get_logs(workload_id, after_seq, 0).await?;
+            if page.entries.is_empty() {
+                return Ok(all);
+            }
+            after_seq = page.next_after_seq;
+            all.extend(page.entries);
+        }
+    }
+
+    /// The log as a stream: stored lines, then live ones with `follow`.
+    pub async fn stream_logs(
+        &self,
+        request: StreamLogsRequest,
+    ) -> Result<impl Stream<Item = Result<LogEntry>> + Send + 'static> {
+        let stream = self
+            .workloads
+            .clone()
+            .stream_logs(request)
+            .await?
+            .into_inner();
+        Ok(stream.map(|item| item.map_err(Error::from)))
+    }
+
+    /// Events after `request.since_revision`, then live ones.
+    pub async fn watch_events(
+        &self,
+        request: WatchEventsRequest,
+    ) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
+        let stream = self
+            .workloads
+            .clone()
+            .watch_events(request)
+            .await?
+            .into_inner();
+        Ok(stream.map(|item| item.map_err(Error::from)))
+    }
+
+    /// Waits until the workload is in `stage`; fails with
+    /// [`Error::UnexpectedStage`] if it settles in another terminal stage first.
+    /// Bound it with `tokio::time::timeout`.
+    pub async fn wait_for(&self, workload_id: &str, stage: Stage) -> Result<Workload> {
+        let workload = self.get_workload(workload_id).await?;
+        if let Some(done) = settled(workload.clone(), stage)? {
+            return Ok(done);
+        }
+        let mut events = Box::pin(
+            self.watch_events(WatchEventsRequest {
+                since_revision: workload.revision,
+                workload_id: workload_id.to_owned(),
+                ..WatchEventsRequest::default()
+            })
+            .await?,
+        );
+        while let Some(event) = events.next().await {
+            if let Some(snapshot) = event?.workload {
+                if let Some(done) = settled(snapshot, stage)? {
+                    return Ok(done);
+                }
+            }
+        }
+        Err(Error::StreamEnded("the event stream ended while waiting"))
+    }
+}
+
+/// `Some` when `workload` is in `wanted`; an error when it rests in another terminal stage.
+fn settled(workload: Workload, wanted: Stage) -> Result<Option<Workload>> {
+    let stage = workload.stage();
+    if stage == wanted {
+        return Ok(Some(workload));
+    }
+    if matches!(stage, Stage::Stopped | Stage::Failed) {
+        return Err(Error::UnexpectedStage {
+            workload: Box::new(workload),
+            wanted,
+        });
+    }
+    Ok(None)
+}

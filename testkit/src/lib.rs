@@ -1,1 +1,272 @@
+//! Test harness: a real Slipway server on `127.0.0.1:0` with its own data and
+//! root directories, driven through the SDK.
+#![forbid(unsafe_code)]
 
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU16, Ordering},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use slipway_sdk::{
+    Client, DeploymentBuilder, Error,
+    proto::{Deployment, Stage, StreamLogsRequest, Workload},
+};
+use slipway_server::{config::ServeConfig, server};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// How long a test waits for anything before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Each server of a test process gets its own slice of ports for workloads, so
+/// that tests running side by side do not race for the same port.
+fn port_range() -> std::ops::RangeInclusive<u16> {
+    static NEXT_SLICE: AtomicU16 = AtomicU16::new(0);
+    let slice = NEXT_SLICE.fetch_add(1, Ordering::Relaxed) % 4;
+    let process_slot = (std::process::id() % 500) as u16;
+    let first = 20_000 + process_slot * 40 + slice * 10;
+    first..=first + 9
+}
+
+/// A running server and a client connected to it.
+pub struct TestServer {
+    pub client: Client,
+    pub address: SocketAddr,
+    data: TempDir,
+    root: TempDir,
+    config: ServeConfig,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), server::ServerError>>>,
+}
+
+impl TestServer {
+    /// A server with fresh data and root directories.
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose config `adjust` may change first.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let data = TempDir::new().expect("data dir");
+        let root = TempDir::new().expect("root dir");
+        let mut config = ServeConfig::new(data.path().join("data"), root.path().to_path_buf());
+        config.port_range = port_range();
+        adjust(&mut config);
+        Self::launch(data, root, config).await
+    }
+
+    async fn launch(data: TempDir, root: TempDir, config: ServeConfig) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(config.clone(), listener, async move {
+            let _ = signal.await;
+        }));
+        let client = Client::connect(format!("http://{address}"))
+            .await
+            .expect("connect");
+        TestServer {
+            client,
+            address,
+            data,
+            root,
+            config,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    /// The directory service paths resolve under.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Creates `root/name` (and parents) and returns it.
+    pub fn service_dir(&self, name: &str) -> PathBuf {
+        let dir = self.root.path().join(name);
+        std::fs::create_dir_all(&dir).expect("service dir");
+        dir
+    }
+
+    /// Shuts the server down cleanly (running workloads are stopped).
+    pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    async fn shut_down(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(PATIENCE, task)
+                .await
+                .expect("server stops in time");
+            result.expect("server task").expect("server ran cleanly");
+        }
+    }
+
+    /// Shuts down cleanly and starts again on the same data and root directories.
+    pub async fn restart(mut self) -> TestServer {
+        self.shut_down().await;
+        let data = std::mem::replace(&mut self.data, TempDir::new().expect("placeholder"));
+        let root = std::mem::replace(&mut self.root, TempDir::new().expect("placeholder"));
+        Self::launch(data, root, self.config.clone()).await
+    }
+
+    /// Creates a deployment and a workload of it.
+    pub async fn deploy(&self, builder: DeploymentBuilder) -> (Deployment, Workload) {
+        let deployment = self
+            .client
+            .create_deployment(builder.build())
+            .await
+            .expect("create deployment");
+        let workload = self
+            .client
+            .create_workload(&deployment.id)
+            .await
+            .expect("create workload");
+        (deployment, workload)
+    }
+
+    /// Starts a workload and waits for the start to end.
+    pub async fn start_workload(&self, workload_id: &str) -> Workload {
+        let progress = self
+            .client
+            .start_workload(workload_id)
+            .await
+            .expect("start accepted");
+        tokio::time::timeout(PATIENCE, progress.finish())
+            .await
+            .expect("start ends in time")
+            .expect("start progress")
+    }
+
+    /// Stops a workload and waits for the stop to end.
+    pub async fn stop_workload(&self, workload_id: &str) -> Workload {
+        let progress = self
+            .client
+            .stop_workload(workload_id, None)
+            .await
+            .expect("stop accepted");
+        tokio::time::timeout(PATIENCE, progress.finish())
+            .await
+            .expect("stop ends in time")
+            .expect("stop progress")
+    }
+
+    /// Waits for the workload to reach `stage`.
+    pub async fn wait_for(&self, workload_id: &str, stage: Stage) -> Result<Workload, Error> {
+        tokio::time::timeout(PATIENCE, self.client.wait_for(workload_id, stage))
+            .await
+            .expect("stage reached in time")
+    }
+
+    /// Every stored log message of a workload, in order.
+    pub async fn log_messages(&self, workload_id: &str) -> Vec<String> {
+        self.client
+            .all_logs(workload_id)
+            .await
+            .expect("logs")
+            .into_iter()
+            .map(|entry| entry.message)
+            .collect()
+    }
+
+    /// Follows the log until `predicate` holds for a line; returns the lines read.
+    pub async fn follow_until(
+        &self,
+        workload_id: &str,
+        predicate: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let request = StreamLogsRequest {
+            workload_id: workload_id.to_owned(),
+            follow: true,
+            ..StreamLogsRequest::default()
+        };
+        let mut lines = Box::pin(self.client.stream_logs(request).await.expect("stream logs"));
+        let mut seen = Vec::new();
+        let reading = async {
+            while let Some(entry) = lines.next().await {
+                let message = entry.expect("log entry").message;
+                let done = predicate(&message);
+                seen.push(message);
+                if done {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(PATIENCE, reading)
+            .await
+            .expect("line seen in time");
+        seen
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Whether a process with this pid exists (a zombie counts until reaped).
+pub fn process_exists(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Whether any process of the process group exists.
+pub fn process_group_exists(pgid: i32) -> bool {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+}
+
+/// Whether something accepts connections on 127.0.0.1:port.
+pub fn port_answers(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(1),
+    )
+    .is_ok()
+}
+
+/// Whether the port can be bound (nobody holds it).
+pub fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Polls `condition` every 20 ms until it holds or `PATIENCE` runs out.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A minimal HTTP GET on 127.0.0.1:port; returns the status code and body.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}

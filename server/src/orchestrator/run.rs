@@ -48,6 +48,8 @@ pub struct RunInputs {
     pub runtime: Arc<dyn Runtime>,
     pub ports: PortPool,
     pub logs: LogSink,
+    /// The stage the run's log lines are tagged with.
+    pub stage: Arc<watch::Sender<Stage>>,
     /// The grace period when the supervisor goes away without asking for a stop.
     pub default_grace: Duration,
 }
@@ -95,6 +97,7 @@ async fn drive(
     if let Err(error) = validated {
         return failed(Stage::Validate, error.to_string());
     }
+    inputs.stage.send_replace(Stage::Build);
     let _ = events.send(RunEvent::Stage(Stage::Build)).await;
     let built = tokio::select! {
         result = runtime.build(&inputs.context, &logs) => result,
@@ -103,6 +106,7 @@ async fn drive(
     if let Err(error) = built {
         return failed(Stage::Build, error.to_string());
     }
+    inputs.stage.send_replace(Stage::Deploy);
     let _ = events.send(RunEvent::Stage(Stage::Deploy)).await;
     if stop.borrow().is_some() {
         return RunOutcome::Stopped(None);

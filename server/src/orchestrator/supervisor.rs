@@ -64,7 +64,8 @@ struct AfterStop {
 pub struct Supervisor {
     inner: Arc<Inner>,
     workload: Workload,
-    stage: watch::Sender<Stage>,
+    /// The stage log lines are tagged with; the run task moves it through build and deploy.
+    stage: Arc<watch::Sender<Stage>>,
     run: Option<ActiveRun>,
     after_stop: AfterStop,
 }
@@ -76,7 +77,7 @@ enum Flow {
 
 impl Supervisor {
     pub fn new(inner: Arc<Inner>, workload: Workload) -> Self {
-        let (stage, _) = watch::channel(workload.stage);
+        let stage = Arc::new(watch::channel(workload.stage).0);
         Self {
             inner,
             workload,
@@ -243,7 +244,10 @@ impl Supervisor {
         next.updated_at = now();
         change(&mut next);
         self.save(next, message).await?;
-        self.stage.send_replace(to);
+        // The run task tags its own build and deploy lines as it gets there.
+        if !matches!(to, Stage::Build | Stage::Deploy) {
+            self.stage.send_replace(to);
+        }
         Ok(())
     }
 
@@ -296,6 +300,7 @@ impl Supervisor {
                     runtime,
                     ports: self.inner.ports.clone(),
                     logs: self.logs(),
+                    stage: self.stage.clone(),
                     default_grace: deployment.spec.stop_grace_period,
                 };
                 tokio::spawn(run::run(inputs, events, stop_receiver));

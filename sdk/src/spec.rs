@@ -1,0 +1,135 @@
+//! A builder for deployment requests, so a caller writes what runs rather than
+//! the wire format.
+
+use slipway::v1::{
+    BuildStep, CreateDeploymentRequest, DeploymentSpec, HttpProbe, Listen, NoProbe, Readiness,
+    Runtime, TcpProbe, readiness::Probe,
+};
+
+/// Builds a [`CreateDeploymentRequest`].
+///
+/// ```
+/// let request = slipway_sdk::DeploymentBuilder::new("web")
+///     .service_path("services/web")
+///     .command(["sh", "-c", "exec python3 -m http.server \"$PORT\""])
+///     .listen()
+///     .http_readiness("/")
+///     .build();
+/// assert_eq!(request.name, "web");
+/// ```
+#[derive(Debug, Clone)]
+pub struct DeploymentBuilder {
+    request: CreateDeploymentRequest,
+}
+
+impl DeploymentBuilder {
+    /// A process deployment named `name` (empty: the server picks a name).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            request: CreateDeploymentRequest {
+                name: name.into(),
+                spec: Some(DeploymentSpec {
+                    runtime: Runtime::Process.into(),
+                    ..DeploymentSpec::default()
+                }),
+                ..CreateDeploymentRequest::default()
+            },
+        }
+    }
+
+    fn spec(&mut self) -> &mut DeploymentSpec {
+        self.request
+            .spec
+            .get_or_insert_with(DeploymentSpec::default)
+    }
+
+    pub fn project(mut self, project: impl Into<String>) -> Self {
+        self.request.project = project.into();
+        self
+    }
+
+    /// The service directory, relative to the server's root.
+    pub fn service_path(mut self, path: impl Into<String>) -> Self {
+        self.request.service_path = path.into();
+        self
+    }
+
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.spec().runtime = runtime.into();
+        self
+    }
+
+    /// The argv to run (no shell).
+    pub fn command<I, S>(mut self, argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.spec().command = argv.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds a build step (an argv run in the service directory).
+    pub fn build_step<I, S>(mut self, argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let command = argv.into_iter().map(Into::into).collect();
+        self.spec().build.push(BuildStep { command });
+        self
+    }
+
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.spec().env.insert(name.into(), value.into());
+        self
+    }
+
+    /// The workload serves on a port from the pool, given to it in `$PORT`.
+    pub fn listen(mut self) -> Self {
+        self.spec().listen = Some(Listen::default());
+        self
+    }
+
+    /// Ready once `GET path` answers 2xx or 3xx.
+    pub fn http_readiness(mut self, path: impl Into<String>) -> Self {
+        let probe = Probe::Http(HttpProbe { path: path.into() });
+        self.spec().readiness = Some(Readiness { probe: Some(probe) });
+        self
+    }
+
+    /// Ready once the port accepts a TCP connection (the default when listening).
+    pub fn tcp_readiness(mut self) -> Self {
+        self.spec().readiness = Some(Readiness {
+            probe: Some(Probe::Tcp(TcpProbe {})),
+        });
+        self
+    }
+
+    /// Ready as soon as started.
+    pub fn no_readiness(mut self) -> Self {
+        self.spec().readiness = Some(Readiness {
+            probe: Some(Probe::None(NoProbe {})),
+        });
+        self
+    }
+
+    pub fn stop_grace_period_seconds(mut self, seconds: u32) -> Self {
+        self.spec().stop_grace_period_seconds = Some(seconds);
+        self
+    }
+
+    pub fn startup_timeout_seconds(mut self, seconds: u32) -> Self {
+        self.spec().startup_timeout_seconds = Some(seconds);
+        self
+    }
+
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.request.labels.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn build(self) -> CreateDeploymentRequest {
+        self.request
+    }
+}
