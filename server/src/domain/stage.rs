@@ -42,6 +42,8 @@ const TRANSITIONS: &[(Stage, Stage)] = &[
     (Stage::Deploy, Stage::Stopping),
     (Stage::Deploy, Stage::Failed),
     (Stage::Running, Stage::Stopping),
+    // The service ended by itself, cleanly (exit code 0).
+    (Stage::Running, Stage::Stopped),
     (Stage::Running, Stage::Failed),
     (Stage::Stopping, Stage::Stopped),
     (Stage::Stopping, Stage::Failed),
@@ -199,7 +201,7 @@ mod tests {
             (Validate, &[Build, Stopping, Failed]),
             (Build, &[Deploy, Stopping, Failed]),
             (Deploy, &[Running, Stopping, Failed]),
-            (Running, &[Stopping, Failed]),
+            (Running, &[Stopping, Stopped, Failed]),
             (Stopping, &[Stopped, Failed]),
             (Stopped, &[Pending]),
             (Failed, &[Pending]),
