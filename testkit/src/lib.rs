@@ -25,9 +25,9 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// that tests running side by side do not race for the same port.
 fn port_range() -> std::ops::RangeInclusive<u16> {
     static NEXT_SLICE: AtomicU16 = AtomicU16::new(0);
-    let slice = NEXT_SLICE.fetch_add(1, Ordering::Relaxed) % 4;
-    let process_slot = (std::process::id() % 500) as u16;
-    let first = 20_000 + process_slot * 40 + slice * 10;
+    let slice = NEXT_SLICE.fetch_add(1, Ordering::Relaxed) % 16;
+    let process_slot = (std::process::id() % 150) as u16;
+    let first = 20_000 + process_slot * 160 + slice * 10;
     first..=first + 9
 }
 

@@ -215,16 +215,19 @@ impl Runtime for ProcessRuntime {
         }
         let env = context.env();
         let path_var = env.get("PATH").map(String::as_str);
-        let mut programs = vec![("command", &context.spec.command)];
-        programs.extend(
-            context
-                .spec
-                .build
-                .iter()
-                .map(|step| ("build step", &step.command)),
-        );
-        for (what, argv) in programs {
+        // A program given by a path may be made by an earlier build step: it is
+        // checked once that step has run. A program looked up on PATH must be there now.
+        let steps = context
+            .spec
+            .build
+            .iter()
+            .map(|step| ("build step", &step.command));
+        let programs = steps.chain([("command", &context.spec.command)]);
+        for (index, (what, argv)) in programs.enumerate() {
             let program = argv.first().map(String::as_str).unwrap_or_default();
+            if program.contains('/') && index > 0 {
+                continue;
+            }
             match resolve_program(program, &context.service_dir, path_var) {
                 Some(path) => {
                     logs.system(
