@@ -3,7 +3,7 @@
 
 use slipway::v1::{
     BuildStep, CreateDeploymentRequest, DeploymentSpec, HttpProbe, Listen, NoProbe, Readiness,
-    Runtime, TcpProbe, readiness::Probe,
+    Resources, Runtime, TcpProbe, readiness::Probe,
 };
 
 /// Builds a [`CreateDeploymentRequest`].
@@ -121,6 +121,40 @@ impl DeploymentBuilder {
 
     pub fn startup_timeout_seconds(mut self, seconds: u32) -> Self {
         self.spec().startup_timeout_seconds = Some(seconds);
+        self
+    }
+
+    /// A Docker deployment of an image.
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        let spec = self.spec();
+        spec.runtime = Runtime::Docker.into();
+        spec.image = image.into();
+        self
+    }
+
+    /// A Docker deployment built from a Dockerfile in the service directory.
+    pub fn dockerfile(mut self, dockerfile: impl Into<String>) -> Self {
+        let spec = self.spec();
+        spec.runtime = Runtime::Docker.into();
+        spec.dockerfile = dockerfile.into();
+        self
+    }
+
+    /// Listens on `container_port` inside the container, published on a port
+    /// from the pool (Docker).
+    pub fn container_port(mut self, container_port: u16) -> Self {
+        self.spec().listen = Some(Listen {
+            container_port: container_port.into(),
+        });
+        self
+    }
+
+    /// Docker resource limits: memory in bytes, CPU in thousandths (0: none).
+    pub fn resources(mut self, memory_bytes: u64, millicpus: u32) -> Self {
+        self.spec().resources = Some(Resources {
+            memory_bytes,
+            millicpus,
+        });
         self
     }
 

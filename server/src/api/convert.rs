@@ -8,8 +8,8 @@ use slipway::v1 as proto;
 use crate::{
     domain::{
         self, Action, BuildStep, DeploymentId, DeploymentSpec, EventKind, FieldViolation, Health,
-        Listen, LogLevel, LogStream, Readiness, RuntimeKind, Stage, Timestamp, WorkloadId,
-        allowed_actions,
+        Listen, LogLevel, LogStream, Readiness, Resources, RuntimeKind, Stage, Timestamp,
+        WorkloadId, allowed_actions,
     },
     orchestrator::NewDeployment,
 };
@@ -145,6 +145,7 @@ impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
             .map_or(DeploymentSpec::DEFAULT_STARTUP_TIMEOUT, |seconds| {
                 Duration::from_secs(seconds.into())
             });
+        let resources = spec.resources.unwrap_or_default();
         if !violations.is_empty() {
             return Err(violations);
         }
@@ -163,6 +164,12 @@ impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
             readiness,
             stop_grace_period,
             startup_timeout,
+            image: Some(spec.image).filter(|image| !image.is_empty()),
+            dockerfile: Some(spec.dockerfile).filter(|dockerfile| !dockerfile.is_empty()),
+            resources: Resources {
+                memory_bytes: Some(resources.memory_bytes).filter(|bytes| *bytes > 0),
+                millicpus: Some(resources.millicpus).filter(|millicpus| *millicpus > 0),
+            },
         })
     }
 }
@@ -208,6 +215,12 @@ impl From<DeploymentSpec> for proto::DeploymentSpec {
             readiness: Some(proto::Readiness { probe: Some(probe) }),
             stop_grace_period_seconds: Some(seconds(spec.stop_grace_period)),
             startup_timeout_seconds: Some(seconds(spec.startup_timeout)),
+            image: spec.image.unwrap_or_default(),
+            dockerfile: spec.dockerfile.unwrap_or_default(),
+            resources: (!spec.resources.is_empty()).then(|| proto::Resources {
+                memory_bytes: spec.resources.memory_bytes.unwrap_or(0),
+                millicpus: spec.resources.millicpus.unwrap_or(0),
+            }),
         }
     }
 }

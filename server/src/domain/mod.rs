@@ -13,8 +13,8 @@ pub use event::{Event, EventKind, NewEvent};
 pub use ids::{DeploymentId, IdError, WorkloadId};
 pub use log::{LogLevel, LogLine, LogStream, NewLogLine};
 pub use spec::{
-    BuildStep, Deployment, DeploymentSpec, FieldViolation, Listen, Readiness, RuntimeKind,
-    validate_deployment_name, validate_spec,
+    BuildStep, Deployment, DeploymentSpec, FieldViolation, Listen, Readiness, Resources,
+    RuntimeKind, validate_deployment_name, validate_spec,
 };
 pub use stage::{Action, Health, Operation, Stage, allowed_actions, can_transition};
 pub use time::{Timestamp, now};

@@ -51,6 +51,20 @@ pub enum Readiness {
     None,
 }
 
+/// Limits on what a container may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Resources {
+    pub memory_bytes: Option<u64>,
+    /// Thousandths of a CPU.
+    pub millicpus: Option<u32>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        self.memory_bytes.is_none() && self.millicpus.is_none()
+    }
+}
+
 /// What a deployment runs and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentSpec {
@@ -64,6 +78,14 @@ pub struct DeploymentSpec {
     pub stop_grace_period: Duration,
     #[serde(with = "seconds")]
     pub startup_timeout: Duration,
+    /// Docker: the image to run.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Docker: the Dockerfile to build, relative to the service directory.
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    #[serde(default)]
+    pub resources: Resources,
 }
 
 impl DeploymentSpec {
@@ -149,7 +171,24 @@ fn check_argv(field: &str, argv: &[String], violations: &mut Vec<FieldViolation>
 /// Everything wrong with a spec that can be told without I/O; empty when valid.
 pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
     let mut violations = Vec::new();
-    check_argv("spec.command", &spec.command, &mut violations);
+    match spec.runtime {
+        RuntimeKind::Process => {
+            check_argv("spec.command", &spec.command, &mut violations);
+            for (field, set) in [
+                ("spec.image", spec.image.is_some()),
+                ("spec.dockerfile", spec.dockerfile.is_some()),
+                ("spec.resources", !spec.resources.is_empty()),
+            ] {
+                if set {
+                    violations.push(FieldViolation::new(
+                        field,
+                        "applies to the docker runtime only",
+                    ));
+                }
+            }
+        }
+        RuntimeKind::Docker => validate_docker(spec, &mut violations),
+    }
     for (index, step) in spec.build.iter().enumerate() {
         check_argv(
             &format!("spec.build[{index}].command"),
@@ -217,6 +256,61 @@ pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
     violations
 }
 
+fn validate_docker(spec: &DeploymentSpec, violations: &mut Vec<FieldViolation>) {
+    // An empty command runs the image's own.
+    if !spec.command.is_empty() {
+        check_argv("spec.command", &spec.command, violations);
+    }
+    if !spec.build.is_empty() {
+        violations.push(FieldViolation::new(
+            "spec.build",
+            "build steps are for the process runtime; a docker deployment builds its Dockerfile",
+        ));
+    }
+    if spec.image.is_some() && spec.dockerfile.is_some() {
+        violations.push(FieldViolation::new(
+            "spec.image",
+            "give an image or a dockerfile, not both",
+        ));
+    }
+    if let Some(image) = &spec.image {
+        if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            violations.push(FieldViolation::new(
+                "spec.image",
+                "must be an image reference",
+            ));
+        }
+    }
+    if let Some(dockerfile) = &spec.dockerfile {
+        let path = std::path::Path::new(dockerfile);
+        let inside = !dockerfile.is_empty()
+            && path.is_relative()
+            && path.components().all(|component| {
+                matches!(
+                    component,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+        if !inside {
+            violations.push(FieldViolation::new(
+                "spec.dockerfile",
+                "must be a relative path inside the service directory",
+            ));
+        }
+    }
+    if spec.resources.millicpus == Some(0)
+        || spec
+            .resources
+            .memory_bytes
+            .is_some_and(|bytes| bytes < 6 * 1024 * 1024)
+    {
+        violations.push(FieldViolation::new(
+            "spec.resources",
+            "memory must be at least 6 MiB and cpus above 0",
+        ));
+    }
+}
+
 mod seconds {
     use std::time::Duration;
 
@@ -245,6 +339,9 @@ mod tests {
             readiness: Readiness::None,
             stop_grace_period: DeploymentSpec::DEFAULT_STOP_GRACE_PERIOD,
             startup_timeout: DeploymentSpec::DEFAULT_STARTUP_TIMEOUT,
+            image: None,
+            dockerfile: None,
+            resources: Resources::default(),
         }
     }
 
@@ -289,6 +386,27 @@ mod tests {
         listening.listen = Some(Listen::default());
         listening.env.insert("PORT".into(), "80".into());
         assert_eq!(fields(&listening), ["spec.env[PORT]"]);
+    }
+
+    #[test]
+    fn docker_fields_belong_to_the_docker_runtime() {
+        let mut process = spec();
+        process.image = Some("busybox".into());
+        assert_eq!(fields(&process), ["spec.image"]);
+
+        let mut docker = spec();
+        docker.runtime = RuntimeKind::Docker;
+        docker.command.clear();
+        docker.image = Some("local/busybox:test".into());
+        assert!(validate_spec(&docker).is_empty());
+        docker.dockerfile = Some("../Dockerfile".into());
+        docker.build.push(BuildStep {
+            command: vec!["make".into()],
+        });
+        assert_eq!(
+            fields(&docker),
+            ["spec.build", "spec.image", "spec.dockerfile"]
+        );
     }
 
     #[test]
