@@ -15,7 +15,7 @@ use crate::{
     api::{DeploymentApi, WorkloadApi},
     config::ServeConfig,
     orchestrator::{Orchestrator, OrchestratorError, PortPool, Settings},
-    runtime::{Runtime, process::ProcessRuntime},
+    runtime::{Runtime, docker::DockerRuntime, process::ProcessRuntime},
     store::{Store, StoreError},
 };
 
@@ -57,7 +57,10 @@ pub async fn serve(
         config.root.display()
     )))?;
     let store = Store::connect(&config.database_url()).await?;
-    let runtimes: Vec<Arc<dyn Runtime>> = vec![Arc::new(ProcessRuntime::new())];
+    let runtimes: Vec<Arc<dyn Runtime>> = vec![
+        Arc::new(ProcessRuntime::new()),
+        Arc::new(DockerRuntime::new()),
+    ];
     let settings = Settings {
         root: root.clone(),
         shutdown_grace: Duration::from_secs(config.shutdown_grace_seconds),

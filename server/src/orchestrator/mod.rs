@@ -367,6 +367,18 @@ impl Orchestrator {
         Ok(self.spawn_supervisor(workload))
     }
 
+    /// Starts a supervisor that carries on with an adopted instance.
+    fn spawn_adopted_supervisor(&self, supervisor: Supervisor, id: WorkloadId) {
+        let (sender, commands) = mpsc::channel(64);
+        let mut supervisors = self
+            .inner
+            .supervisors
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        supervisors.insert(id, sender);
+        tokio::spawn(supervisor.serve(commands));
+    }
+
     /// Starts a supervisor for `workload` unless one runs already.
     fn spawn_supervisor(&self, workload: Workload) -> mpsc::Sender<Command> {
         let mut supervisors = self

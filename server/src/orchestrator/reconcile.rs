@@ -1,12 +1,14 @@
 //! Start-up reconcile: no workload stays in a transitional stage after a restart
-//! of Slipway.
+//! of Slipway, and containers that kept running are adopted again.
 
 use tokio::sync::watch;
 
-use super::{Orchestrator, OrchestratorError};
+use super::{Orchestrator, OrchestratorError, supervisor::Supervisor};
 use crate::{
-    domain::{DeploymentSpec, EventKind, Health, LogLevel, NewEvent, Stage, Workload, now},
-    runtime::{Reclaimed, RuntimeHandle},
+    domain::{
+        DeploymentSpec, EventKind, Health, LogLevel, NewEvent, Stage, Timestamp, Workload, now,
+    },
+    runtime::{LogResume, Reclaimed, RuntimeHandle},
     store::StateWrite,
 };
 
@@ -14,9 +16,10 @@ use crate::{
 pub const ORCHESTRATOR_RESTARTED: &str = "orchestrator restarted";
 
 impl Orchestrator {
-    /// Checks every workload left in a non-terminal stage against its runtime:
-    /// an instance that is still there and cannot be followed again is stopped,
-    /// and the workload is marked failed ("orchestrator restarted").
+    /// Checks every workload left in a non-terminal stage against its runtime. A
+    /// running instance that can be followed again (a container) is adopted and
+    /// its workload stays running; any other instance still there is stopped, and
+    /// its workload is marked failed ("orchestrator restarted").
     pub(super) async fn reconcile(&self) -> Result<(), OrchestratorError> {
         for workload in self.inner.store.unfinished_workloads().await? {
             if workload.stage == Stage::Pending {
@@ -50,37 +53,72 @@ impl Orchestrator {
             runtime_id,
             process_start_time: workload.process_start_time,
         });
+        let (last, seen) = self
+            .inner
+            .store
+            .output_resume_point(&workload.id, workload.generation)
+            .await?;
+        let resume = LogResume {
+            timestamp: last.map(Timestamp),
+            seen,
+        };
         let found = match (runtime, handle) {
-            (Some(runtime), Some(handle)) => match runtime.reclaim(&handle, &logs, grace).await {
-                Ok(Reclaimed::Adopted(instance)) => {
-                    // Nothing can follow it yet: stop it rather than leave it unwatched.
-                    let _ = runtime.stop(&instance, grace).await;
-                    "its instance was stopped"
+            (Some(runtime), Some(handle)) => {
+                match runtime.reclaim(&handle, &logs, resume, grace).await {
+                    Ok(Reclaimed::Adopted(instance)) if workload.stage == Stage::Running => {
+                        let lease = match workload.port {
+                            Some(port) => match self.inner.ports.reclaim(port) {
+                                Some(lease) => Some(lease),
+                                None => {
+                                    tracing::warn!(workload_id = %workload.id, port, "the adopted workload's port is held twice");
+                                    None
+                                }
+                            },
+                            None => None,
+                        };
+                        let id = workload.id.clone();
+                        tracing::info!(workload_id = %id, runtime_id = %instance.handle.runtime_id, "adopted");
+                        let supervisor = Supervisor::adopt(
+                            self.inner.clone(),
+                            workload,
+                            runtime,
+                            instance,
+                            lease,
+                            grace,
+                        );
+                        self.spawn_adopted_supervisor(supervisor, id);
+                        return Ok(());
+                    }
+                    Ok(Reclaimed::Adopted(instance)) => {
+                        // Caught half-way through deploy or stop: finish the stop.
+                        let _ = runtime.stop(&instance, grace).await;
+                        "its instance was stopped"
+                    }
+                    Ok(Reclaimed::Stopped) => "its process was stopped",
+                    Ok(Reclaimed::Gone) if workload.stage == Stage::Running => {
+                        "its instance vanished meanwhile"
+                    }
+                    Ok(Reclaimed::Gone) => "its instance was gone",
+                    Err(error) => {
+                        tracing::warn!(%error, workload_id = %workload.id, "reclaiming failed");
+                        "its instance could not be checked"
+                    }
                 }
-                Ok(Reclaimed::Stopped) => "its process was stopped",
-                Ok(Reclaimed::Gone) => "its instance was gone",
-                Err(error) => {
-                    tracing::warn!(%error, workload_id = %workload.id, "reclaiming failed");
-                    "its instance could not be checked"
-                }
-            },
+            }
             _ => "nothing had started",
         };
         let stage = workload.stage;
-        logs.system(
-            LogLevel::Warn,
-            format!("{ORCHESTRATOR_RESTARTED} while the workload was in {stage}; {found}"),
-        )
-        .await;
+        let reason = format!("{ORCHESTRATOR_RESTARTED} while the workload was in {stage}: {found}");
+        logs.system(LogLevel::Warn, reason.clone()).await;
         let mut next = workload.clone();
         next.stage = Stage::Failed;
         next.failed_stage = Some(stage);
-        next.error = Some(ORCHESTRATOR_RESTARTED.to_owned());
+        next.error = Some(reason.clone());
         next.health = Health::Unknown;
         next.port = None;
         next.stopped_at = Some(now());
         next.updated_at = now();
-        let event = NewEvent::workload(EventKind::WorkloadUpdated, &next, ORCHESTRATOR_RESTARTED);
+        let event = NewEvent::workload(EventKind::WorkloadUpdated, &next, reason);
         self.inner
             .events
             .commit(StateWrite::UpdateWorkload(next), event)

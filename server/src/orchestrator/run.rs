@@ -6,11 +6,14 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, watch};
 
-use super::{ports::PortPool, readiness};
+use super::{
+    ports::{PortLease, PortPool},
+    readiness,
+};
 use crate::{
     domain::{LogLevel, Stage},
     logs::LogSink,
-    runtime::{ExitStatus, RunContext, Runtime, RuntimeHandle},
+    runtime::{ExitStatus, Instance, RunContext, Runtime, RuntimeError, RuntimeHandle},
 };
 
 /// What the run reports to the supervisor.
@@ -112,29 +115,9 @@ async fn drive(
         return RunOutcome::Stopped(None);
     }
 
-    let lease = if inputs.context.spec.listen.is_some() {
-        match inputs.ports.claim() {
-            Some(lease) => Some(lease),
-            None => {
-                let range = inputs.ports.range();
-                return failed(
-                    Stage::Deploy,
-                    format!("no free port in the pool {}-{}", range.start(), range.end()),
-                );
-            }
-        }
-    } else {
-        None
-    };
-    inputs.context.port = lease.as_ref().map(|lease| lease.port());
-    if let Some(port) = inputs.context.port {
-        logs.system(LogLevel::Info, format!("port {port} from the pool"))
-            .await;
-    }
-    // Start is not cancelled half-way: a stop asked meanwhile is served right after.
-    let instance = match runtime.start(&inputs.context, &logs).await {
-        Ok(instance) => instance,
-        Err(error) => return failed(Stage::Deploy, error.to_string()),
+    let (instance, lease) = match start_with_port(&mut inputs, &logs).await {
+        Ok(started) => started,
+        Err(reason) => return failed(Stage::Deploy, reason),
     };
     let _ = events
         .send(RunEvent::Started {
@@ -171,19 +154,109 @@ async fn drive(
     }
     let _ = events.send(RunEvent::Ready).await;
 
+    watch_instance(
+        runtime.as_ref(),
+        &instance,
+        lease,
+        stop,
+        default_grace,
+        &logs,
+    )
+    .await
+}
+
+/// Claims a port (when the spec listens) and starts the instance; a host port
+/// that turns out to be taken is traded for another one from the pool.
+async fn start_with_port(
+    inputs: &mut RunInputs,
+    logs: &LogSink,
+) -> Result<(Instance, Option<PortLease>), String> {
+    const ATTEMPTS: usize = 5;
+    // Ports found taken stay held until the start is over, so they are not handed out again.
+    let mut taken = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let lease = if inputs.context.spec.listen.is_some() {
+            match inputs.ports.claim() {
+                Some(lease) => Some(lease),
+                None => {
+                    let range = inputs.ports.range();
+                    return Err(format!(
+                        "no free port in the pool {}-{}",
+                        range.start(),
+                        range.end()
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        inputs.context.port = lease.as_ref().map(PortLease::port);
+        if let Some(port) = inputs.context.port {
+            logs.system(LogLevel::Info, format!("port {port} from the pool"))
+                .await;
+        }
+        // Start is not cancelled half-way: a stop asked meanwhile is served right after.
+        match inputs.runtime.start(&inputs.context, logs).await {
+            Ok(instance) => return Ok((instance, lease)),
+            Err(RuntimeError::PortTaken(reason)) => {
+                logs.system(LogLevel::Warn, format!("{reason}; trying another port"))
+                    .await;
+                taken.extend(lease);
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Err(format!(
+        "no port of the pool could be bound after {ATTEMPTS} attempts"
+    ))
+}
+
+/// Watches a running instance until it exits or a stop is asked; the port lease
+/// is released before the outcome is reported.
+async fn watch_instance(
+    runtime: &dyn Runtime,
+    instance: &Instance,
+    lease: Option<PortLease>,
+    stop: &mut watch::Receiver<Option<Duration>>,
+    default_grace: Duration,
+    logs: &LogSink,
+) -> RunOutcome {
     let outcome = tokio::select! {
         status = instance.exited() => RunOutcome::Exited(status),
         grace = stop_requested(stop, default_grace) => {
-            RunOutcome::Stopped(stop_instance(runtime.as_ref(), &instance, grace, &logs).await)
+            RunOutcome::Stopped(stop_instance(runtime, instance, grace, logs).await)
         }
     };
     drop(lease);
     outcome
 }
 
+/// Follows an instance adopted at start-up (it is running already) like a run
+/// that has just become ready.
+pub async fn adopted(
+    runtime: Arc<dyn Runtime>,
+    instance: Instance,
+    lease: Option<PortLease>,
+    logs: LogSink,
+    default_grace: Duration,
+    events: mpsc::Sender<RunEvent>,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
+    let outcome = watch_instance(
+        runtime.as_ref(),
+        &instance,
+        lease,
+        &mut stop,
+        default_grace,
+        &logs,
+    )
+    .await;
+    let _ = events.send(RunEvent::Finished(outcome)).await;
+}
+
 async fn stop_instance(
     runtime: &dyn Runtime,
-    instance: &crate::runtime::Instance,
+    instance: &Instance,
     grace: Duration,
     logs: &LogSink,
 ) -> Option<ExitStatus> {

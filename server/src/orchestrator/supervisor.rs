@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     Inner, OrchestratorError,
+    ports::PortLease,
     run::{self, RunEvent, RunInputs, RunOutcome},
 };
 use crate::{
@@ -16,7 +17,7 @@ use crate::{
         can_transition, now,
     },
     logs::LogSink,
-    runtime::{ExitStatus, RunContext},
+    runtime::{ExitStatus, Instance, RunContext, Runtime},
     store::StateWrite,
 };
 
@@ -85,6 +86,36 @@ impl Supervisor {
             run: None,
             after_stop: AfterStop::default(),
         }
+    }
+
+    /// A supervisor for a workload whose instance, left running by an earlier
+    /// Slipway, was adopted: it carries on as a running workload.
+    pub fn adopt(
+        inner: Arc<Inner>,
+        workload: Workload,
+        runtime: Arc<dyn Runtime>,
+        instance: Instance,
+        lease: Option<PortLease>,
+        default_grace: Duration,
+    ) -> Self {
+        let mut supervisor = Self::new(inner, workload);
+        let (stop, stop_receiver) = watch::channel(None);
+        let (events, event_receiver) = mpsc::channel(16);
+        let logs = supervisor.logs();
+        tokio::spawn(run::adopted(
+            runtime,
+            instance,
+            lease,
+            logs,
+            default_grace,
+            events,
+            stop_receiver,
+        ));
+        supervisor.run = Some(ActiveRun {
+            stop,
+            events: event_receiver,
+        });
+        supervisor
     }
 
     /// Serves commands until the workload is deleted, the server shuts down, or
@@ -183,7 +214,8 @@ impl Supervisor {
                 Flow::Continue
             }
             Command::Shutdown { grace, reply } => {
-                if self.run.is_none() {
+                if self.run.is_none() || self.outlives_slipway().await {
+                    // Nothing runs, or it keeps running and is adopted at the next start.
                     let _ = reply.send(());
                     return Flow::Exit;
                 }
@@ -195,6 +227,21 @@ impl Supervisor {
                 }
                 Flow::Continue
             }
+        }
+    }
+
+    /// Whether the workload runs on a runtime whose instances outlive Slipway and
+    /// is running (a run under way in an earlier stage is stopped at shutdown).
+    async fn outlives_slipway(&self) -> bool {
+        if self.workload.stage != Stage::Running {
+            return false;
+        }
+        match self.deployment().await {
+            Ok(deployment) => self
+                .inner
+                .runtime(deployment.spec.runtime)
+                .is_some_and(|runtime| runtime.instances_outlive_slipway()),
+            Err(_) => false,
         }
     }
 
@@ -286,6 +333,7 @@ impl Supervisor {
         let context = RunContext {
             workload_id: self.workload.id.clone(),
             deployment_id: deployment.id.clone(),
+            deployment_name: deployment.name.clone(),
             generation: self.workload.generation,
             service_dir,
             spec: deployment.spec.clone(),
@@ -508,6 +556,16 @@ impl Supervisor {
     }
 
     async fn delete(&mut self) -> Result<(), OrchestratorError> {
+        if let Ok(deployment) = self.deployment().await {
+            if let Some(runtime) = self.inner.runtime(deployment.spec.runtime) {
+                if let Err(error) = runtime.remove(&self.workload.id).await {
+                    return Err(OrchestratorError::Unavailable(format!(
+                        "cannot remove the workload's {} instances: {error}",
+                        deployment.spec.runtime.as_str()
+                    )));
+                }
+            }
+        }
         let event = NewEvent::workload(EventKind::WorkloadDeleted, &self.workload, "deleted");
         self.inner
             .events

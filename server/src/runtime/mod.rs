@@ -1,6 +1,7 @@
 //! Runtimes: where workloads run. One trait, implemented by local processes
 //! ([`process::ProcessRuntime`]); Docker comes next behind the same trait.
 
+pub mod docker;
 mod output;
 pub mod process;
 
@@ -19,6 +20,7 @@ use crate::{
 pub struct RunContext {
     pub workload_id: WorkloadId,
     pub deployment_id: DeploymentId,
+    pub deployment_name: String,
     pub generation: u64,
     /// The service directory, resolved and checked to be inside the server's root.
     pub service_dir: PathBuf,
@@ -102,6 +104,14 @@ impl Instance {
     }
 }
 
+/// Where an adopted instance's output continues: after the line at `timestamp`,
+/// of which `seen` lines are stored already (lines can share a timestamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogResume {
+    pub timestamp: Option<crate::domain::Timestamp>,
+    pub seen: u64,
+}
+
 /// What became of an instance found at start-up, left by an earlier Slipway.
 #[derive(Debug)]
 pub enum Reclaimed {
@@ -128,6 +138,9 @@ pub enum RuntimeError {
     /// The runtime's engine cannot be reached.
     #[error("{0}")]
     Unavailable(String),
+    /// The host port handed to the instance turned out to be taken.
+    #[error("{0}")]
+    PortTaken(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -145,6 +158,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// Which runtime this is.
     fn kind(&self) -> RuntimeKind;
 
+    /// Whether instances keep running when Slipway stops, to be adopted when it
+    /// starts again (containers do; processes cannot have their pipes re-attached).
+    fn instances_outlive_slipway(&self) -> bool {
+        false
+    }
+
     /// Checks that the workload can run (files, programs, engine), without side effects.
     async fn validate(&self, context: &RunContext, logs: &LogSink) -> Result<(), RuntimeError>;
 
@@ -160,10 +179,16 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Deals with an instance an earlier Slipway left running: adopts it when the
     /// runtime can follow it again, else stops it (`grace` as for `stop`).
+    /// Output of an adopted instance continues after `resume`.
     async fn reclaim(
         &self,
         handle: &RuntimeHandle,
         logs: &LogSink,
+        resume: LogResume,
         grace: Duration,
     ) -> Result<Reclaimed, RuntimeError>;
+
+    /// Removes what the runtime keeps for a workload that is deleted (its
+    /// containers); its instance is already stopped.
+    async fn remove(&self, workload_id: &WorkloadId) -> Result<(), RuntimeError>;
 }

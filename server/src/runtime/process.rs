@@ -16,11 +16,11 @@ use nix::{
 use tokio::{process::Command, sync::watch, time::Instant};
 
 use super::{
-    ExitStatus, Instance, Reclaimed, RunContext, Runtime, RuntimeError, RuntimeHandle,
+    ExitStatus, Instance, LogResume, Reclaimed, RunContext, Runtime, RuntimeError, RuntimeHandle,
     output::forward_lines,
 };
 use crate::{
-    domain::{LogLevel, LogStream, RuntimeKind},
+    domain::{LogLevel, LogStream, RuntimeKind, WorkloadId},
     logs::LogSink,
 };
 
@@ -329,6 +329,7 @@ impl Runtime for ProcessRuntime {
         &self,
         handle: &RuntimeHandle,
         logs: &LogSink,
+        _resume: LogResume,
         grace: Duration,
     ) -> Result<Reclaimed, RuntimeError> {
         let Some(pgid) = pid_of(handle) else {
@@ -351,6 +352,11 @@ impl Runtime for ProcessRuntime {
             wait_group_gone(pgid, KILL_WAIT).await;
         }
         Ok(Reclaimed::Stopped)
+    }
+
+    async fn remove(&self, _workload_id: &WorkloadId) -> Result<(), RuntimeError> {
+        // A stopped process leaves nothing behind.
+        Ok(())
     }
 }
 

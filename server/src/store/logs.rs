@@ -1,6 +1,8 @@
 //! Log lines: appended in batches, read by seq.
 
-use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::{Store, StoreResult, convert, database, entities::log_line};
 use crate::domain::{LogLine, WorkloadId};
@@ -48,6 +50,37 @@ impl Store {
             .into_iter()
             .map(convert::log_line)
             .collect()
+    }
+
+    /// Where a workload's output of `generation` stopped being stored: the
+    /// timestamp of its last output line, and how many lines have that timestamp.
+    pub async fn output_resume_point(
+        &self,
+        workload_id: &WorkloadId,
+        generation: u64,
+    ) -> StoreResult<(Option<i64>, u64)> {
+        let output_of_generation = || {
+            log_line::Entity::find()
+                .filter(log_line::Column::WorkloadId.eq(workload_id.to_string()))
+                .filter(log_line::Column::Generation.eq(generation as i64))
+                .filter(log_line::Column::Stream.ne("system"))
+        };
+        let last: Option<Option<i64>> = output_of_generation()
+            .select_only()
+            .column_as(log_line::Column::Ts.max(), "max")
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(database("reading the last output time"))?;
+        let Some(last) = last.flatten() else {
+            return Ok((None, 0));
+        };
+        let seen = output_of_generation()
+            .filter(log_line::Column::Ts.eq(last))
+            .count(&self.db)
+            .await
+            .map_err(database("counting the last output lines"))?;
+        Ok((Some(last), seen))
     }
 
     /// The highest stored seq of a workload, 0 when it has none.
