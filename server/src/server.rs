@@ -38,6 +38,25 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut interrupt, mut terminate) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
+        _ => {
+            tracing::error!("cannot listen for SIGINT/SIGTERM; stop with SIGKILL");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
 /// Serves on `listener` until `shutdown` resolves, then stops the running
 /// workloads and stores every accepted log line before returning.
 pub async fn serve(

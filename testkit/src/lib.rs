@@ -2,6 +2,11 @@
 //! root directories, driven through the SDK.
 #![forbid(unsafe_code)]
 
+pub mod docker;
+mod process;
+
+pub use process::{Dirs, ServerProcess};
+
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -23,7 +28,7 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Each server of a test process gets its own slice of ports for workloads, so
 /// that tests running side by side do not race for the same port.
-fn port_range() -> std::ops::RangeInclusive<u16> {
+pub fn port_range() -> std::ops::RangeInclusive<u16> {
     static NEXT_SLICE: AtomicU16 = AtomicU16::new(0);
     let slice = NEXT_SLICE.fetch_add(1, Ordering::Relaxed) % 16;
     let process_slot = (std::process::id() % 150) as u16;

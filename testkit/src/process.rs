@@ -1,0 +1,112 @@
+//! A Slipway server in its own process, for tests that kill it and start it again.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use slipway_sdk::Client;
+
+/// A server process on `127.0.0.1:0` with the given data and root directories.
+pub struct ServerProcess {
+    pub client: Client,
+    pub address: SocketAddr,
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Starts `binary` (the test's `env!("CARGO_BIN_EXE_slipway-server-process")`).
+    pub async fn start(
+        binary: &str,
+        data_dir: &Path,
+        root: &Path,
+        port_range: &str,
+    ) -> ServerProcess {
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0", "--port-range", port_range])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--root")
+            .arg(root)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the server process");
+        let stdout = child.stdout.take().expect("stdout");
+        let address = tokio::task::spawn_blocking(move || {
+            let mut first = String::new();
+            BufReader::new(stdout)
+                .read_line(&mut first)
+                .expect("read the address");
+            first
+                .trim()
+                .strip_prefix("listening on ")
+                .and_then(|address| address.parse::<SocketAddr>().ok())
+                .unwrap_or_else(|| panic!("unexpected first line from the server: {first:?}"))
+        })
+        .await
+        .expect("address");
+        let client = Client::connect(format!("http://{address}"))
+            .await
+            .expect("connect");
+        ServerProcess {
+            client,
+            address,
+            child,
+        }
+    }
+
+    /// SIGKILL: the server gets no chance to clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM");
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A data directory and a root directory that outlive server processes.
+pub struct Dirs {
+    _temp: tempfile::TempDir,
+    pub data: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Dirs {
+    pub fn new() -> Dirs {
+        let temp = tempfile::TempDir::new().expect("tempdir");
+        let data = temp.path().join("data");
+        let root = temp.path().join("root");
+        std::fs::create_dir_all(&root).expect("root");
+        Dirs {
+            _temp: temp,
+            data,
+            root,
+        }
+    }
+}
+
+impl Default for Dirs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
