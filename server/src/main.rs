@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Slipway: start, stop, restart and watch workloads over gRPC.
 #[derive(Parser, Debug)]
-#[command(name = "slipway", version, about, after_help = cli::AFTER_HELP)]
+#[command(name = "slipway", version, after_help = cli::AFTER_HELP)]
 struct Cli {
     #[command(flatten)]
     global: cli::GlobalOptions,
