@@ -115,6 +115,9 @@ pub async fn control(
             }
         }
     }
+    if chosen.is_empty() && outcomes.is_empty() && !printer.json() {
+        eprintln!("nothing to {}: no workload matches", operation.name());
+    }
     let timeout = Duration::from_secs(args.timeout);
     let mut running: FuturesUnordered<_> = chosen
         .into_iter()
