@@ -1,0 +1,339 @@
+//! The client commands' flags and arguments, with the help text and examples
+//! that `slipway COMMAND --help` shows.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use clap_complete::Shell;
+
+use super::output::OutputFormat;
+
+/// Flags every client command takes.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalOptions {
+    /// The Slipway server to talk to.
+    #[arg(
+        long,
+        env = "SLIPWAY_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub server: String,
+
+    /// Output format: `table` for people, `json` for scripts (one object or an
+    /// array; streams print one object per line).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table, global = true)]
+    pub output: OutputFormat,
+}
+
+/// The client commands.
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Create a deployment and a workload of it, and start it.
+    ///
+    /// In the foreground it shows each stage as it happens, then follows the logs;
+    /// Ctrl-C stops the workload (exit code 130). With -d it returns once the
+    /// workload is RUNNING and prints its id.
+    #[command(after_help = "Examples:
+  slipway run --name ticker -- sh -c 'while :; do date; sleep 1; done'
+  slipway run -d --name web --port -- sh -c 'exec python3 -m http.server \"$PORT\"'
+  slipway run -d --path services/api -e LOG_LEVEL=debug -l team=core -- ./api
+  slipway run -d --name nginx --image nginx:1.27 --port 80")]
+    Run(RunArgs),
+
+    /// Create a deployment from a TOML or YAML spec file, and start a workload of it.
+    #[command(after_help = "Examples:
+  slipway deploy -f examples/deployment.toml
+  slipway deploy -f web.yaml --no-start")]
+    Deploy(DeployArgs),
+
+    /// List deployments.
+    #[command(after_help = "Examples:
+  slipway deployments
+  slipway deployments -o json")]
+    Deployments,
+
+    /// Manage deployments.
+    #[command(subcommand)]
+    Deployment(DeploymentCommand),
+
+    /// List workloads: by default those running or on their way, -a for all.
+    #[command(after_help = "Examples:
+  slipway ps
+  slipway ps -a --deployment web
+  slipway ps --stage failed -o json
+  slipway ps -q -l team=core")]
+    Ps(PsArgs),
+
+    /// Start pending workloads.
+    ///
+    /// A deployment name stands for its pending workloads (or its most recent one).
+    #[command(after_help = "Examples:
+  slipway start 3f2a9c
+  slipway start --deployment web")]
+    Start(ControlArgs),
+
+    /// Stop workloads (SIGTERM, the grace period, then SIGKILL).
+    ///
+    /// A deployment name stands for its workloads that are not stopped yet (or its
+    /// most recent one). Selectors pick the workloads not stopped yet.
+    #[command(after_help = "Examples:
+  slipway stop 3f2a9c 81bd04 web
+  slipway stop --deployment web -t 5
+  slipway stop --all")]
+    Stop(StopArgs),
+
+    /// Restart workloads: stop if running, then run again as the next generation.
+    ///
+    /// A deployment name stands for its workloads that are not stopped yet (or its
+    /// most recent one). Selectors pick every matching workload.
+    #[command(after_help = "Examples:
+  slipway restart 3f2a9c
+  slipway restart -l team=core")]
+    Restart(ControlArgs),
+
+    /// Remove workloads (stopped first if needed) with their logs.
+    ///
+    /// A deployment name stands for all its workloads; the deployment stays (see
+    /// `slipway deployment rm`).
+    #[command(after_help = "Examples:
+  slipway rm 3f2a9c
+  slipway rm --deployment web")]
+    Rm(ControlArgs),
+
+    /// Print a workload's log.
+    ///
+    /// A deployment name stands for its most recent workload.
+    #[command(after_help = "Examples:
+  slipway logs 3f2a9c
+  slipway logs -f --tail 20 web
+  slipway logs --since 10m --timestamps web
+  slipway logs --since 2025-01-31T12:00:00Z --stderr-only 3f2a9c")]
+    Logs(LogsArgs),
+
+    /// Print everything about a workload, with its deployment, as JSON.
+    ///
+    /// A deployment name stands for its most recent workload.
+    #[command(after_help = "Examples:
+  slipway inspect 3f2a9c
+  slipway inspect web | jq .stage")]
+    Inspect(InspectArgs),
+
+    /// Print events (every change, with a revision to resume from).
+    #[command(after_help = "Examples:
+  slipway events
+  slipway events -f --since-revision 42
+  slipway events -f --workload 3f2a9c -o json")]
+    Events(EventsArgs),
+
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  slipway completion bash > /etc/bash_completion.d/slipway
+  slipway completion zsh > \"${fpath[1]}/_slipway\"
+  slipway completion fish > ~/.config/fish/completions/slipway.fish")]
+    Completion(CompletionArgs),
+}
+
+/// `slipway run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The deployment's name (generated when not given).
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// The service directory, relative to the server's --root.
+    #[arg(long, default_value = ".")]
+    pub path: String,
+
+    /// Run this Docker image.
+    #[arg(long, conflicts_with = "dockerfile")]
+    pub image: Option<String>,
+
+    /// Build and run this Dockerfile (relative to --path).
+    #[arg(long)]
+    pub dockerfile: Option<String>,
+
+    /// An environment variable for the workload, as NAME=VALUE (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+
+    /// Listen on a port from the server's pool: a process gets it in $PORT; a
+    /// container gives the port it listens on inside (`--port 80`).
+    #[arg(long, value_name = "CONTAINER_PORT", num_args = 0..=1)]
+    pub port: Option<Option<u16>>,
+
+    /// Restart policy; the server supports only `no` for now.
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
+
+    /// A label on the deployment, as KEY=VALUE (repeatable).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub labels: Vec<(String, String)>,
+
+    /// Return once the workload is RUNNING and print its id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+
+    /// The command and its arguments (no shell: use `sh -c '...'` for one).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `slipway deploy`.
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The spec file: `.toml`, `.yaml` or `.yml` (see examples/deployment.toml).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Only create the deployment; print its id.
+    #[arg(long)]
+    pub no_start: bool,
+}
+
+/// `slipway deployment …`.
+#[derive(Subcommand, Debug)]
+pub enum DeploymentCommand {
+    /// Remove deployments with all their workloads (stopped first).
+    #[command(after_help = "Examples:
+  slipway deployment rm web
+  slipway deployment rm 9c1e04 api")]
+    Rm {
+        /// Deployment names, ids or unique id prefixes.
+        #[arg(required = true, value_name = "NAME|ID")]
+        targets: Vec<String>,
+    },
+}
+
+/// `slipway ps`.
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all workloads, also pending, stopped and failed ones.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+
+    /// Only workloads of this deployment (name, id or id prefix).
+    #[arg(long, value_name = "NAME|ID")]
+    pub deployment: Option<String>,
+
+    /// Only workloads in this stage (pending, validate, build, deploy, running,
+    /// stopping, stopped, failed); implies -a.
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
+
+    /// Only workloads whose deployment has this label, as KEY=VALUE (repeatable).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub labels: Vec<(String, String)>,
+
+    /// Print only the short ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// Which workloads a control command acts on.
+#[derive(Args, Debug)]
+pub struct ControlArgs {
+    /// Workload ids, unique id prefixes, or deployment names.
+    #[arg(value_name = "ID")]
+    pub targets: Vec<String>,
+
+    /// Also every workload of this deployment (name, id or id prefix).
+    #[arg(long, value_name = "NAME|ID")]
+    pub deployment: Option<String>,
+
+    /// Also every workload whose deployment has this label, as KEY=VALUE (repeatable).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub labels: Vec<(String, String)>,
+
+    /// Every workload.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Seconds each operation may take before it is reported as failed (it goes
+    /// on on the server).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// `slipway stop`.
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
+
+    /// Seconds between SIGTERM and SIGKILL (default: the deployment's grace period).
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub grace_seconds: Option<u32>,
+}
+
+/// `slipway logs`.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// A workload id, unique id prefix, or deployment name.
+    #[arg(value_name = "ID")]
+    pub target: String,
+
+    /// Keep printing new lines; ends when the workload stops.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u32>,
+
+    /// Only lines since a duration ago (`30s`, `10m`, `2h`, `1d`, `1h30m`) or a
+    /// time (RFC 3339, like `2025-01-31T12:00:00Z`).
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
+
+    /// Prefix each line with its time (RFC 3339).
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+
+    /// Only the workload's standard error.
+    #[arg(long)]
+    pub stderr_only: bool,
+}
+
+/// `slipway inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// A workload id, unique id prefix, or deployment name.
+    #[arg(value_name = "ID")]
+    pub target: String,
+}
+
+/// `slipway events`.
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Only events after this revision (0: all that are retained).
+    #[arg(long, value_name = "R", default_value_t = 0)]
+    pub since_revision: u64,
+
+    /// Keep printing new events until interrupted.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+
+    /// Only events of this deployment (name, id or id prefix).
+    #[arg(long, value_name = "NAME|ID")]
+    pub deployment: Option<String>,
+
+    /// Only events of this workload (id, prefix, or a deployment name for its latest).
+    #[arg(long, value_name = "ID")]
+    pub workload: Option<String>,
+}
+
+/// `slipway completion`.
+#[derive(Args, Debug)]
+pub struct CompletionArgs {
+    /// The shell to complete for.
+    pub shell: Shell,
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}

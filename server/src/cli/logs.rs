@@ -1,0 +1,233 @@
+//! `slipway logs`: stored lines, then live ones with -f. `--since` and
+//! `--stderr-only` filter on the client (the server has no such filters yet).
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use slipway_sdk::{
+    Client,
+    proto::{LogEntry, Stream, StreamLogsRequest},
+};
+
+use super::{
+    args::LogsArgs,
+    error::{CliError, EXIT_OK},
+    output::{Printer, rfc3339, to_datetime},
+    resolve::Catalog,
+    view::LogView,
+};
+
+/// Which lines to show.
+#[derive(Debug, Clone, Default)]
+pub struct LineFilter {
+    /// Only lines at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only the workload's standard error.
+    pub stderr_only: bool,
+}
+
+impl LineFilter {
+    fn is_empty(&self) -> bool {
+        self.since.is_none() && !self.stderr_only
+    }
+
+    fn keeps(&self, entry: &LogEntry) -> bool {
+        if self.stderr_only && entry.stream() != Stream::Stderr {
+            return false;
+        }
+        match (&self.since, entry.timestamp.as_ref().and_then(to_datetime)) {
+            (Some(since), Some(time)) => time >= *since,
+            (Some(_), None) => false,
+            (None, _) => true,
+        }
+    }
+}
+
+/// How lines are printed.
+#[derive(Debug, Clone, Copy)]
+pub struct LineStyle {
+    pub printer: Printer,
+    pub timestamps: bool,
+}
+
+/// `slipway logs`.
+pub async fn logs(client: &Client, printer: Printer, args: LogsArgs) -> Result<u8, CliError> {
+    let filter = LineFilter {
+        since: args
+            .since
+            .as_deref()
+            .map(|text| parse_since(text, Utc::now()))
+            .transpose()?,
+        stderr_only: args.stderr_only,
+    };
+    let catalog = Catalog::load(client).await?;
+    let workload = catalog.resolve_workload(&args.target)?;
+    let style = LineStyle {
+        printer,
+        timestamps: args.timestamps,
+    };
+    print_logs(client, &workload.id, args.tail, args.follow, &filter, style).await?;
+    Ok(EXIT_OK)
+}
+
+/// Prints the workload's log (the last `tail` lines that pass `filter`), then with
+/// `follow` new lines until the workload is stopped or failed.
+pub async fn print_logs(
+    client: &Client,
+    workload_id: &str,
+    tail: Option<u32>,
+    follow: bool,
+    filter: &LineFilter,
+    style: LineStyle,
+) -> Result<(), CliError> {
+    let stream_error = |error| CliError::server("cannot read the log", error);
+    let mut request = StreamLogsRequest {
+        workload_id: workload_id.to_owned(),
+        follow,
+        ..StreamLogsRequest::default()
+    };
+    match tail {
+        // The server's tail counts every line: filter all stored lines here, keep
+        // the last ones, then follow from the next seq.
+        Some(tail) if !filter.is_empty() => {
+            let stored = client.all_logs(workload_id).await.map_err(stream_error)?;
+            let next_seq = stored.last().map_or(0, |entry| entry.seq + 1);
+            let kept: Vec<&LogEntry> = stored.iter().filter(|entry| filter.keeps(entry)).collect();
+            let skip = kept.len().saturating_sub(tail as usize);
+            for entry in kept.into_iter().skip(skip) {
+                if !print_line(style, entry)? {
+                    return Ok(());
+                }
+            }
+            if !follow {
+                return Ok(());
+            }
+            request.from_seq = next_seq;
+        }
+        tail => request.tail = tail,
+    }
+    let mut lines = Box::pin(client.stream_logs(request).await.map_err(stream_error)?);
+    while let Some(entry) = lines.next().await {
+        let entry = entry.map_err(stream_error)?;
+        if filter.keeps(&entry) && !print_line(style, &entry)? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Prints one line; `false` once stdout is closed (`| head`).
+pub fn print_line(style: LineStyle, entry: &LogEntry) -> Result<bool, CliError> {
+    if style.printer.json() {
+        let text = serde_json::to_string(&LogView::new(entry))?;
+        return Ok(write_stdout(&text));
+    }
+    let mut text = String::new();
+    if style.timestamps {
+        let time = rfc3339(entry.timestamp.as_ref()).unwrap_or_else(|| "-".to_owned());
+        text.push_str(&time);
+        text.push(' ');
+    }
+    match entry.stream() {
+        Stream::Stderr => text.push_str(&style.printer.red(&entry.message)),
+        Stream::System => {
+            text.push_str(&style.printer.dim(&format!("[slipway] {}", entry.message)))
+        }
+        _ => text.push_str(&entry.message),
+    }
+    Ok(write_stdout(&text))
+}
+
+fn write_stdout(text: &str) -> bool {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}").is_ok() && stdout.flush().is_ok()
+}
+
+/// Parses `--since`: a duration ago (`30s`, `10m`, `2h`, `1d`, `1h30m`) or an
+/// RFC 3339 time.
+pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CliError> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    let seconds = parse_duration_seconds(text).ok_or_else(|| {
+        CliError::usage(format!(
+            "--since {text:?}: expected a duration like 30s, 10m, 2h, 1d or 1h30m, or a time like 2025-01-31T12:00:00Z"
+        ))
+    })?;
+    let ago = chrono::Duration::try_seconds(seconds)
+        .ok_or_else(|| CliError::usage(format!("--since {text:?} is too long ago")))?;
+    now.checked_sub_signed(ago)
+        .ok_or_else(|| CliError::usage(format!("--since {text:?} is too long ago")))
+}
+
+/// `1h30m` → 5400; `None` unless the text is one or more NUMBER UNIT pairs.
+fn parse_duration_seconds(text: &str) -> Option<i64> {
+    let mut total: i64 = 0;
+    let mut number = String::new();
+    let mut seen_unit = false;
+    for character in text.trim().chars() {
+        if character.is_ascii_digit() {
+            number.push(character);
+            continue;
+        }
+        let unit: i64 = match character {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        let value: i64 = number.parse().ok()?;
+        total = total.checked_add(value.checked_mul(unit)?)?;
+        number.clear();
+        seen_unit = true;
+    }
+    (number.is_empty() && seen_unit).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_units() {
+        assert_eq!(parse_duration_seconds("30s"), Some(30));
+        assert_eq!(parse_duration_seconds("10m"), Some(600));
+        assert_eq!(parse_duration_seconds("1h30m"), Some(5_400));
+        assert_eq!(parse_duration_seconds("2d"), Some(172_800));
+        assert_eq!(parse_duration_seconds("10"), None);
+        assert_eq!(parse_duration_seconds("m"), None);
+        assert_eq!(parse_duration_seconds("5x"), None);
+    }
+
+    #[test]
+    fn since_takes_a_duration_or_a_time() {
+        let now = DateTime::parse_from_rfc3339("2025-01-31T12:00:00Z")
+            .map(|time| time.with_timezone(&Utc))
+            .unwrap_or_default();
+        let ago = parse_since("10m", now).map(|time| time.to_rfc3339()).ok();
+        assert_eq!(ago.as_deref(), Some("2025-01-31T11:50:00+00:00"));
+        let at = parse_since("2025-01-30T08:00:00+01:00", now)
+            .map(|time| time.to_rfc3339())
+            .ok();
+        assert_eq!(at.as_deref(), Some("2025-01-30T07:00:00+00:00"));
+        assert!(parse_since("yesterday", now).is_err());
+    }
+
+    #[test]
+    fn the_filter_keeps_stderr_lines_after_the_cutoff() {
+        let entry = |stream: Stream, seconds: i64| LogEntry {
+            stream: stream as i32,
+            timestamp: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+            ..LogEntry::default()
+        };
+        let filter = LineFilter {
+            since: DateTime::from_timestamp(100, 0),
+            stderr_only: true,
+        };
+        assert!(filter.keeps(&entry(Stream::Stderr, 100)));
+        assert!(!filter.keeps(&entry(Stream::Stderr, 99)));
+        assert!(!filter.keeps(&entry(Stream::Stdout, 200)));
+    }
+}

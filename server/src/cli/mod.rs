@@ -1,0 +1,125 @@
+//! The client side of the `slipway` binary: docker/kubectl-style commands on the SDK.
+//!
+//! Exit codes: 0 everything asked for was done; 1 a command (or one of several
+//! operations) failed; 2 the command line is wrong (also an ambiguous id prefix);
+//! 3 a workload or deployment was not found; 130 a foreground `run` ended by Ctrl-C.
+
+mod args;
+mod control;
+mod deploy;
+mod error;
+mod list;
+mod logs;
+mod output;
+mod resolve;
+mod run;
+mod spec_file;
+mod view;
+
+use std::process::ExitCode;
+
+pub use args::{ClientCommand, GlobalOptions};
+use slipway_sdk::Client;
+
+use self::{
+    error::{CliError, EXIT_OK, report},
+    output::Printer,
+};
+
+/// The help text's section on exit codes and environment.
+pub const AFTER_HELP: &str = "Exit codes: 0 ok, 1 failed (or one of several operations failed), \
+2 usage (also an ambiguous id prefix), 3 not found, 130 a foreground run ended by Ctrl-C.
+
+IDs: a full workload id, a unique prefix of one (the 12-digit short ID is enough), \
+or a deployment name.
+
+Environment: SLIPWAY_SERVER (--server), NO_COLOR (no colour even on a terminal).";
+
+/// Runs a client command; `root_command` builds the whole command line (for completions).
+pub async fn execute(
+    options: GlobalOptions,
+    command: ClientCommand,
+    root_command: impl FnOnce() -> clap::Command,
+) -> ExitCode {
+    let printer = Printer::new(options.output);
+    let operation = operation_name(&command);
+    // Usage errors that need no server come first.
+    if let ClientCommand::Run(run_args) = &command {
+        if let Err(error) = run::check_args(run_args) {
+            return report(&error, operation);
+        }
+    }
+    let result = match command {
+        ClientCommand::Completion(completion) => {
+            let mut root = root_command();
+            clap_complete::generate(
+                completion.shell,
+                &mut root,
+                "slipway",
+                &mut std::io::stdout(),
+            );
+            Ok(EXIT_OK)
+        }
+        command => match connect(&options.server).await {
+            Ok(client) => dispatch(&client, printer, command).await,
+            Err(error) => Err(error),
+        },
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => report(&error, operation),
+    }
+}
+
+async fn dispatch(
+    client: &Client,
+    printer: Printer,
+    command: ClientCommand,
+) -> Result<u8, CliError> {
+    match command {
+        ClientCommand::Run(run_args) => run::run(client, printer, run_args).await,
+        ClientCommand::Deploy(deploy_args) => deploy::deploy(client, printer, deploy_args).await,
+        ClientCommand::Deployments => deploy::list_deployments(client, printer).await,
+        ClientCommand::Deployment(args::DeploymentCommand::Rm { targets }) => {
+            deploy::remove_deployments(client, printer, targets).await
+        }
+        ClientCommand::Ps(ps_args) => list::ps(client, printer, ps_args).await,
+        ClientCommand::Start(control_args) => {
+            control::control(client, printer, control::Operation::Start, control_args).await
+        }
+        ClientCommand::Stop(stop_args) => {
+            let operation = control::Operation::Stop {
+                grace_seconds: stop_args.grace_seconds,
+            };
+            control::control(client, printer, operation, stop_args.control).await
+        }
+        ClientCommand::Restart(control_args) => {
+            control::control(client, printer, control::Operation::Restart, control_args).await
+        }
+        ClientCommand::Rm(control_args) => {
+            control::control(client, printer, control::Operation::Remove, control_args).await
+        }
+        ClientCommand::Logs(logs_args) => logs::logs(client, printer, logs_args).await,
+        ClientCommand::Inspect(inspect_args) => list::inspect(client, printer, inspect_args).await,
+        ClientCommand::Events(events_args) => list::events(client, printer, events_args).await,
+        ClientCommand::Completion(_) => Ok(EXIT_OK),
+    }
+}
+
+/// The operation's name, for hints (`stop` on a stopped workload → `restart`).
+fn operation_name(command: &ClientCommand) -> Option<&'static str> {
+    match command {
+        ClientCommand::Start(_) => Some("start"),
+        ClientCommand::Stop(_) => Some("stop"),
+        ClientCommand::Restart(_) => Some("restart"),
+        ClientCommand::Rm(_) => Some("rm"),
+        ClientCommand::Run(_) => Some("run"),
+        _ => None,
+    }
+}
+
+async fn connect(server: &str) -> Result<Client, CliError> {
+    Client::connect(server)
+        .await
+        .map_err(|error| CliError::server("cannot reach the server", error))
+}

@@ -1,0 +1,377 @@
+//! `slipway run`: create a deployment and a workload, start it, and (in the
+//! foreground) show its stages and follow its logs until Ctrl-C stops it.
+
+use std::{
+    io::{IsTerminal, Write},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use slipway_sdk::{
+    Client, DeploymentBuilder, Progress, ProgressStream,
+    proto::{Stage, Workload},
+};
+
+use super::{
+    args::RunArgs,
+    deploy::create_deployment,
+    error::{CliError, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK},
+    logs::{LineFilter, LineStyle, print_logs},
+    output::outln,
+    output::{Printer, colour_wanted, paint, short_id},
+};
+
+/// How stage changes are shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DisplayMode {
+    /// A spinner on the current stage, a line per finished stage (a terminal).
+    Spinner,
+    /// One plain line per stage (not a terminal).
+    Lines,
+    /// Nothing.
+    Quiet,
+}
+
+/// Shows a workload's stages on stderr as they happen.
+#[derive(Debug)]
+pub struct StageDisplay {
+    mode: DisplayMode,
+    colour: bool,
+    current: Option<Stage>,
+    frame: usize,
+}
+
+const SPINNER_FRAMES: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+impl StageDisplay {
+    /// A spinner on a terminal, else nothing (for commands whose stdout is an id).
+    pub fn for_stderr(printer: Printer) -> StageDisplay {
+        let terminal = std::io::stderr().is_terminal() && !printer.json();
+        StageDisplay::new(if terminal {
+            DisplayMode::Spinner
+        } else {
+            DisplayMode::Quiet
+        })
+    }
+
+    /// A spinner on a terminal, else plain lines (for the foreground `run`).
+    fn for_foreground() -> StageDisplay {
+        StageDisplay::new(if std::io::stderr().is_terminal() {
+            DisplayMode::Spinner
+        } else {
+            DisplayMode::Lines
+        })
+    }
+
+    fn new(mode: DisplayMode) -> StageDisplay {
+        StageDisplay {
+            mode,
+            colour: colour_wanted(std::io::stderr().is_terminal()),
+            current: None,
+            frame: 0,
+        }
+    }
+
+    /// The workload is now in `stage`.
+    fn stage(&mut self, stage: Stage) {
+        if self.current == Some(stage) {
+            return;
+        }
+        self.finish_current();
+        self.current = Some(stage);
+        match self.mode {
+            DisplayMode::Spinner => self.tick(),
+            DisplayMode::Lines => eprintln!("[slipway] {}", stage.label()),
+            DisplayMode::Quiet => {}
+        }
+    }
+
+    /// Advances the spinner.
+    fn tick(&mut self) {
+        if self.mode != DisplayMode::Spinner {
+            return;
+        }
+        if let Some(stage) = self.current {
+            let frame = SPINNER_FRAMES[self.frame % SPINNER_FRAMES.len()];
+            self.frame += 1;
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "\r\x1b[2K{frame} {}…", stage.label());
+            let _ = stderr.flush();
+        }
+    }
+
+    /// Replaces the spinner with a line for the stage that ended.
+    fn finish_current(&mut self) {
+        if self.mode != DisplayMode::Spinner {
+            return;
+        }
+        if let Some(stage) = self.current.take() {
+            let mark = match stage {
+                Stage::Failed => paint(self.colour, "\x1b[31m", "✗"),
+                _ => paint(self.colour, "\x1b[32m", "✓"),
+            };
+            eprintln!("\r\x1b[2K{mark} {}", stage.label());
+        }
+    }
+
+    /// Ends the display (the last stage gets its line).
+    fn done(&mut self) {
+        self.finish_current();
+    }
+
+    /// Prints a line above the spinner.
+    fn message(&mut self, text: &str) {
+        if self.mode == DisplayMode::Spinner {
+            eprint!("\r\x1b[2K");
+        }
+        eprintln!("{text}");
+    }
+}
+
+/// How following a progress stream ended.
+enum ProgressEnd {
+    Finished(Box<Workload>),
+    Interrupted,
+}
+
+/// Reads a progress stream to its end, showing each stage; with `interruptible`
+/// a Ctrl-C ends it early.
+async fn show_progress(
+    mut progress: ProgressStream,
+    display: &mut StageDisplay,
+    interruptible: bool,
+) -> Result<ProgressEnd, CliError> {
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    let mut last = None;
+    let interrupt = async {
+        if interruptible {
+            let _ = tokio::signal::ctrl_c().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(interrupt);
+    loop {
+        tokio::select! {
+            next = progress.next() => match next {
+                Some(Ok(Progress::Workload(workload))) => {
+                    display.stage(workload.stage());
+                    last = Some(Box::new(workload));
+                }
+                Some(Ok(Progress::Log(_))) => {}
+                Some(Err(error)) => {
+                    display.done();
+                    return Err(CliError::server("the operation failed", error));
+                }
+                None => break,
+            },
+            _ = ticker.tick() => display.tick(),
+            () = &mut interrupt => {
+                display.done();
+                return Ok(ProgressEnd::Interrupted);
+            }
+        }
+    }
+    display.done();
+    last.map(ProgressEnd::Finished)
+        .ok_or_else(|| CliError::Failed {
+            message: "the server ended the operation without a result".to_owned(),
+        })
+}
+
+/// Starts a workload, showing its stages, and returns it once RUNNING; a start
+/// that ends FAILED is an error naming the stage and the reason.
+pub async fn start_and_show(
+    client: &Client,
+    workload_id: &str,
+    mut display: StageDisplay,
+) -> Result<Workload, CliError> {
+    let progress = client
+        .start_workload(workload_id)
+        .await
+        .map_err(|error| CliError::server("cannot start the workload", error))?;
+    match show_progress(progress, &mut display, false).await? {
+        ProgressEnd::Finished(workload) => running_or_error(*workload),
+        ProgressEnd::Interrupted => Err(CliError::Failed {
+            message: "interrupted".to_owned(),
+        }),
+    }
+}
+
+fn running_or_error(workload: Workload) -> Result<Workload, CliError> {
+    if workload.stage() == Stage::Running {
+        return Ok(workload);
+    }
+    let failed_stage = Stage::try_from(workload.failed_stage).map_or("unknown", Stage::label);
+    Err(CliError::Failed {
+        message: format!(
+            "workload {} ended {} (in {failed_stage}): {}; see `slipway logs {}`",
+            short_id(&workload.id),
+            workload.stage().label(),
+            workload.error,
+            short_id(&workload.id),
+        ),
+    })
+}
+
+/// Refuses what the server cannot do before anything is created.
+pub fn check_args(args: &RunArgs) -> Result<(), CliError> {
+    if args.restart != "no" {
+        return Err(CliError::usage(format!(
+            "--restart {}: the server does not support restart policies yet; only --restart no",
+            args.restart
+        )));
+    }
+    if args.command.is_empty() && args.image.is_none() && args.dockerfile.is_none() {
+        return Err(CliError::usage(
+            "nothing to run: give a command after --, or --image / --dockerfile",
+        ));
+    }
+    Ok(())
+}
+
+/// The deployment request `slipway run` sends.
+pub fn deployment_request(args: &RunArgs) -> slipway_sdk::proto::CreateDeploymentRequest {
+    let mut builder =
+        DeploymentBuilder::new(args.name.clone().unwrap_or_default()).service_path(&args.path);
+    if !args.command.is_empty() {
+        builder = builder.command(args.command.clone());
+    }
+    if let Some(image) = &args.image {
+        builder = builder.image(image);
+    }
+    if let Some(dockerfile) = &args.dockerfile {
+        builder = builder.dockerfile(dockerfile);
+    }
+    for (name, value) in &args.env {
+        builder = builder.env(name, value);
+    }
+    for (key, value) in &args.labels {
+        builder = builder.label(key, value);
+    }
+    builder = match args.port {
+        None => builder,
+        Some(None) => builder.listen(),
+        Some(Some(container_port)) => builder.container_port(container_port),
+    };
+    builder.build()
+}
+
+/// `slipway run`.
+pub async fn run(client: &Client, printer: Printer, args: RunArgs) -> Result<u8, CliError> {
+    check_args(&args)?;
+    let deployment = create_deployment(client, deployment_request(&args)).await?;
+    let workload = client
+        .create_workload(&deployment.id)
+        .await
+        .map_err(|error| CliError::server("cannot create a workload", error))?;
+    if args.detach {
+        let running =
+            start_and_show(client, &workload.id, StageDisplay::for_stderr(printer)).await?;
+        if printer.json() {
+            let view = super::view::WorkloadView::new(&running, Some(&deployment.name));
+            printer.print_json(&view)?;
+        } else {
+            outln!("{}", running.id);
+        }
+        return Ok(EXIT_OK);
+    }
+    foreground(client, printer, &workload.id, &deployment.name).await
+}
+
+/// Shows the start, then follows the log; Ctrl-C stops the workload.
+async fn foreground(
+    client: &Client,
+    printer: Printer,
+    workload_id: &str,
+    deployment_name: &str,
+) -> Result<u8, CliError> {
+    let mut display = StageDisplay::for_foreground();
+    display.message(&format!(
+        "[slipway] workload {} of deployment {deployment_name}",
+        short_id(workload_id)
+    ));
+    let progress = client
+        .start_workload(workload_id)
+        .await
+        .map_err(|error| CliError::server("cannot start the workload", error))?;
+    let started = match show_progress(progress, &mut display, true).await? {
+        ProgressEnd::Interrupted => return stop_on_interrupt(client, workload_id, display).await,
+        ProgressEnd::Finished(workload) => *workload,
+    };
+    let style = LineStyle {
+        printer,
+        timestamps: false,
+    };
+    if let Err(error) = running_or_error(started) {
+        // Show what the workload printed, then why it failed.
+        let _ = print_logs(
+            client,
+            workload_id,
+            None,
+            false,
+            &LineFilter::default(),
+            style,
+        )
+        .await;
+        return Err(error);
+    }
+    let no_filter = LineFilter::default();
+    let following = print_logs(client, workload_id, None, true, &no_filter, style);
+    tokio::select! {
+        result = following => result?,
+        _ = tokio::signal::ctrl_c() => {
+            return stop_on_interrupt(client, workload_id, display).await;
+        }
+    }
+    // The log ended: the workload stopped or failed on its own (or was stopped elsewhere).
+    let workload = client
+        .get_workload(workload_id)
+        .await
+        .map_err(|error| CliError::server("cannot get the workload", error))?;
+    match workload.stage() {
+        Stage::Failed => Err(CliError::Failed {
+            message: format!(
+                "workload {} failed: {}",
+                short_id(workload_id),
+                workload.error
+            ),
+        }),
+        stage => {
+            display.message(&format!("[slipway] workload {}", stage.label()));
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Ctrl-C in the foreground: stop the workload (a second Ctrl-C leaves it stopping).
+async fn stop_on_interrupt(
+    client: &Client,
+    workload_id: &str,
+    mut display: StageDisplay,
+) -> Result<u8, CliError> {
+    display.message(&format!(
+        "[slipway] stopping {} (Ctrl-C again to leave it stopping)",
+        short_id(workload_id)
+    ));
+    let progress = client
+        .stop_workload(workload_id, None)
+        .await
+        .map_err(|error| CliError::server("cannot stop the workload", error))?;
+    match show_progress(progress, &mut display, true).await? {
+        ProgressEnd::Finished(workload) if workload.stage() == Stage::Stopped => {
+            display.message(&format!("[slipway] {} stopped", short_id(workload_id)));
+            Ok(EXIT_INTERRUPTED)
+        }
+        ProgressEnd::Finished(workload) => {
+            display.message(&format!(
+                "[slipway] {} ended {}: {}",
+                short_id(workload_id),
+                workload.stage().label(),
+                workload.error
+            ));
+            Ok(EXIT_FAILED)
+        }
+        ProgressEnd::Interrupted => Ok(EXIT_INTERRUPTED),
+    }
+}

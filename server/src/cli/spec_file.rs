@@ -1,0 +1,208 @@
+//! Deployment spec files for `slipway deploy -f`: TOML or YAML, the same fields
+//! (see `examples/deployment.toml`). Unknown fields are refused, so a typo does
+//! not pass silently.
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::Deserialize;
+use slipway_sdk::{DeploymentBuilder, proto::CreateDeploymentRequest};
+
+use super::error::CliError;
+
+/// A deployment as written in a spec file.
+#[derive(Debug, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    /// The deployment's name (generated when absent).
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub project: String,
+    /// The service directory, relative to the server's root.
+    #[serde(default)]
+    pub path: String,
+    /// The argv to run (no shell).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Build steps, each an argv, run in order.
+    #[serde(default)]
+    pub build: Vec<Vec<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `true` to listen on a port from the pool ($PORT), or a table with
+    /// `container_port` for Docker.
+    pub listen: Option<ListenSpec>,
+    /// `"tcp"`, `"none"`, or `{ http = "/path" }`.
+    pub readiness: Option<ReadinessSpec>,
+    pub stop_grace_period_seconds: Option<u32>,
+    pub startup_timeout_seconds: Option<u32>,
+    /// Docker: the image to run.
+    pub image: Option<String>,
+    /// Docker: the Dockerfile to build, relative to `path`.
+    pub dockerfile: Option<String>,
+    /// Docker: resource limits.
+    pub resources: Option<ResourcesSpec>,
+}
+
+/// `listen = true` or `[listen] container_port = 80`.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ListenSpec {
+    Enabled(bool),
+    Container { container_port: u16 },
+}
+
+/// `readiness = "tcp"`, `"none"`, or `{ http = "/health" }`.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ReadinessSpec {
+    Named(String),
+    Http { http: String },
+}
+
+/// Docker resource limits.
+#[derive(Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesSpec {
+    #[serde(default)]
+    pub memory_bytes: u64,
+    #[serde(default)]
+    pub millicpus: u32,
+}
+
+impl SpecFile {
+    /// Reads and parses a spec file; the format follows the extension (`.toml`,
+    /// `.yaml`, `.yml`), else TOML is tried, then YAML.
+    pub fn read(path: &Path) -> Result<SpecFile, CliError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            context: "cannot read",
+            path: path.to_owned(),
+            source,
+        })?;
+        let extension = path
+            .extension()
+            .and_then(|extension| extension.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let spec_error = |message: String| CliError::SpecFile {
+            path: path.to_owned(),
+            message,
+        };
+        match extension.as_str() {
+            "toml" => SpecFile::from_toml(&text).map_err(spec_error),
+            "yaml" | "yml" => SpecFile::from_yaml(&text).map_err(spec_error),
+            _ => SpecFile::from_toml(&text)
+                .or_else(|_| SpecFile::from_yaml(&text))
+                .map_err(spec_error),
+        }
+    }
+
+    pub fn from_toml(text: &str) -> Result<SpecFile, String> {
+        toml::from_str(text).map_err(|error| error.to_string())
+    }
+
+    pub fn from_yaml(text: &str) -> Result<SpecFile, String> {
+        serde_yaml::from_str(text).map_err(|error| error.to_string())
+    }
+
+    /// The create request; the server validates the rest.
+    pub fn into_request(self) -> Result<CreateDeploymentRequest, String> {
+        let mut builder = DeploymentBuilder::new(self.name)
+            .project(self.project)
+            .service_path(self.path);
+        if !self.command.is_empty() {
+            builder = builder.command(self.command);
+        }
+        for step in self.build {
+            builder = builder.build_step(step);
+        }
+        for (name, value) in self.env {
+            builder = builder.env(name, value);
+        }
+        for (key, value) in self.labels {
+            builder = builder.label(key, value);
+        }
+        if let Some(image) = self.image {
+            builder = builder.image(image);
+        }
+        if let Some(dockerfile) = self.dockerfile {
+            builder = builder.dockerfile(dockerfile);
+        }
+        builder = match self.listen {
+            None | Some(ListenSpec::Enabled(false)) => builder,
+            Some(ListenSpec::Enabled(true)) => builder.listen(),
+            Some(ListenSpec::Container { container_port }) => {
+                builder.container_port(container_port)
+            }
+        };
+        builder = match self.readiness {
+            None => builder,
+            Some(ReadinessSpec::Http { http }) => builder.http_readiness(http),
+            Some(ReadinessSpec::Named(name)) => match name.as_str() {
+                "tcp" => builder.tcp_readiness(),
+                "none" => builder.no_readiness(),
+                other => {
+                    return Err(format!(
+                        "readiness {other:?}: expected \"tcp\", \"none\" or {{ http = \"/path\" }}"
+                    ));
+                }
+            },
+        };
+        if let Some(seconds) = self.stop_grace_period_seconds {
+            builder = builder.stop_grace_period_seconds(seconds);
+        }
+        if let Some(seconds) = self.startup_timeout_seconds {
+            builder = builder.startup_timeout_seconds(seconds);
+        }
+        if let Some(resources) = self.resources {
+            builder = builder.resources(resources.memory_bytes, resources.millicpus);
+        }
+        Ok(builder.build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../../examples/deployment.toml");
+        let spec = SpecFile::from_toml(text).unwrap_or_default();
+        assert!(!spec.name.is_empty());
+        assert!(!spec.command.is_empty());
+        assert!(spec.into_request().is_ok());
+    }
+
+    #[test]
+    fn toml_and_yaml_say_the_same() {
+        let toml_spec = SpecFile::from_toml(
+            "name = \"web\"\ncommand = [\"sh\", \"-c\", \"echo hi\"]\nlisten = true\nreadiness = { http = \"/\" }\n[env]\nA = \"1\"\n",
+        );
+        let yaml_spec = SpecFile::from_yaml(
+            "name: web\ncommand: [sh, -c, echo hi]\nlisten: true\nreadiness: {http: /}\nenv: {A: \"1\"}\n",
+        );
+        assert_eq!(toml_spec, yaml_spec);
+        assert!(toml_spec.is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(SpecFile::from_toml("name = \"web\"\ncomand = [\"x\"]\n").is_err());
+    }
+
+    #[test]
+    fn a_container_port_makes_listen_carry_it() {
+        let request = SpecFile::from_toml("image = \"nginx\"\nlisten = { container_port = 80 }\n")
+            .map_err(|error| error.to_string())
+            .and_then(SpecFile::into_request);
+        let spec = request
+            .ok()
+            .and_then(|request| request.spec)
+            .unwrap_or_default();
+        assert_eq!(spec.listen.map(|listen| listen.container_port), Some(80));
+        assert_eq!(spec.image, "nginx");
+    }
+}

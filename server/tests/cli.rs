@@ -1,0 +1,302 @@
+//! The `slipway` command line, run as a real binary against a real server.
+
+mod cli_support;
+
+use std::collections::HashMap;
+
+use cli_support::{Harness, PATIENCE, counting_service, eventually};
+use slipway_sdk::proto::{Stage, Stream};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// `slipway run -d` and returns the printed workload id.
+async fn run_detached(harness: &Harness, name: &str, script: &str) -> String {
+    let stdout = harness
+        .cli_ok(&["run", "-d", "--name", name, "--", "sh", "-c", script])
+        .await;
+    let id = stdout.trim().to_owned();
+    assert_eq!(id.len(), 32, "run -d prints the full id: {stdout:?}");
+    id
+}
+
+/// Waits until the workload's stored log has a line equal to `message`.
+async fn wait_for_line(harness: &Harness, id: &str, message: &str) {
+    eventually(&format!("{id} logs {message:?}"), || async {
+        harness
+            .client
+            .all_logs(id)
+            .await
+            .map(|entries| entries.iter().any(|entry| entry.message == message))
+            .unwrap_or(false)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_detached_then_ps_logs_tail_and_inspect_by_prefix() {
+    let harness = Harness::start().await;
+    let id = run_detached(&harness, "counter", &counting_service("line", 5)).await;
+    assert_eq!(harness.workload(&id).await.stage(), Stage::Running);
+    let short = &id[..12];
+
+    let table = harness.cli_ok(&["ps"]).await;
+    let header = table.lines().next().unwrap_or_default();
+    for column in ["ID", "NAME", "STAGE", "HEALTH", "PORT", "GENERATION", "AGE"] {
+        assert!(header.contains(column), "{table}");
+    }
+    let row = table
+        .lines()
+        .find(|line| line.starts_with(short))
+        .unwrap_or_else(|| panic!("ps lists {short}: {table}"));
+    assert!(row.contains("counter") && row.contains("running"), "{row}");
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&harness.cli_ok(&["ps", "-o", "json"]).await).expect("ps json");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["stage"], "running");
+    assert_eq!(listed[0]["deployment_name"], "counter");
+
+    // The last two lines, as the CLI prints them, by a 6-digit prefix.
+    wait_for_line(&harness, &id, "line 5").await;
+    let entries = harness.client.all_logs(&id).await.expect("logs");
+    let expected: Vec<String> = entries[entries.len() - 2..]
+        .iter()
+        .map(|entry| match entry.stream() {
+            Stream::System => format!("[slipway] {}", entry.message),
+            _ => entry.message.clone(),
+        })
+        .collect();
+    let tail = harness.cli_ok(&["logs", "--tail", "2", &id[..6]]).await;
+    assert_eq!(tail.lines().collect::<Vec<_>>(), expected, "{tail}");
+    let all = harness.cli_ok(&["logs", "counter"]).await;
+    for number in 1..=5 {
+        assert!(all.contains(&format!("line {number}\n")), "{all}");
+    }
+    let stamped = harness
+        .cli_ok(&[
+            "logs",
+            "--since",
+            "1h",
+            "--timestamps",
+            "--tail",
+            "1",
+            short,
+        ])
+        .await;
+    assert!(stamped.starts_with("20"), "{stamped}");
+    assert!(
+        harness
+            .cli_ok(&["logs", "--stderr-only", short])
+            .await
+            .is_empty()
+    );
+
+    let inspected: serde_json::Value =
+        serde_json::from_str(&harness.cli_ok(&["inspect", "-o", "json", short]).await)
+            .expect("inspect json");
+    assert_eq!(inspected["id"], id.as_str());
+    assert_eq!(inspected["stage"], "running");
+    assert_eq!(inspected["generation"], 1);
+    assert_eq!(inspected["deployment"]["name"], "counter");
+    assert_eq!(inspected["deployment"]["spec"]["command"][0], "sh");
+    assert!(
+        inspected["created_at"]
+            .as_str()
+            .is_some_and(|time| time.ends_with('Z'))
+    );
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_of_three_at_once_with_one_already_stopped_then_restart_and_rm() {
+    let harness = Harness::start().await;
+    let service = counting_service("up", 1);
+    let first = run_detached(&harness, "one", &service).await;
+    let second = run_detached(&harness, "two", &service).await;
+    let third = run_detached(&harness, "three", &service).await;
+    harness.cli_ok(&["stop", &third[..12]]).await;
+    assert_eq!(harness.workload(&third).await.stage(), Stage::Stopped);
+
+    let output = harness
+        .cli(&["stop", &first[..12], "two", &third[..8]])
+        .await;
+    assert_eq!(output.code, 1, "one of three failed: {output:?}");
+    assert_eq!(
+        output
+            .stdout
+            .lines()
+            .filter(|line| line.ends_with("stopped"))
+            .count(),
+        2,
+        "{output:?}"
+    );
+    assert!(output.stderr.contains(&third[..12]), "{output:?}");
+    assert!(output.stderr.contains("already stopped"), "{output:?}");
+    assert!(output.stderr.contains("slipway restart"), "{output:?}");
+    for id in [&first, &second, &third] {
+        assert_eq!(harness.workload(id).await.stage(), Stage::Stopped);
+    }
+
+    let restarted = harness.cli_ok(&["restart", &third[..12]]).await;
+    assert!(restarted.contains("restarted"), "{restarted}");
+    let workload = harness.workload(&third).await;
+    assert_eq!(workload.stage(), Stage::Running);
+    assert_eq!(workload.generation, 2);
+
+    // JSON results for scripts: one per workload.
+    let output = harness.cli(&["stop", "-o", "json", "--all"]).await;
+    assert_eq!(output.code, 0, "{output:?}");
+    let results: serde_json::Value = serde_json::from_str(&output.stdout).expect("json");
+    assert_eq!(results.as_array().map(Vec::len), Some(1), "{results}");
+    assert_eq!(results[0]["ok"], true);
+    assert_eq!(results[0]["stage"], "stopped");
+
+    harness.cli_ok(&["rm", &first[..12], "two"]).await;
+    let gone = harness.cli(&["inspect", &first[..12]]).await;
+    assert_eq!(gone.code, 3, "not found: {gone:?}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&harness.cli_ok(&["ps", "-a", "-o", "json"]).await).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["id"], third.as_str());
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_ends_when_the_workload_stops() {
+    let harness = Harness::start().await;
+    let id = run_detached(&harness, "follow", &counting_service("hello", 3)).await;
+    let mut child = harness
+        .command(&["logs", "-f", &id[..12]])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("logs -f runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = Vec::new();
+    let reading = async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            let done = line == "hello 3";
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, reading)
+        .await
+        .expect("lines seen in time");
+    assert_eq!(&seen[seen.len() - 3..], ["hello 1", "hello 2", "hello 3"]);
+
+    harness
+        .client
+        .stop_workload(&id, None)
+        .await
+        .expect("stop")
+        .finish()
+        .await
+        .expect("stopped");
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .expect("logs -f ends once the workload stops")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_prefix_lists_the_candidates_and_unknown_ids_are_not_found() {
+    let harness = Harness::start().await;
+    let deployment = harness
+        .client
+        .create_deployment(
+            slipway_sdk::DeploymentBuilder::new("many")
+                .command(["sh", "-c", "true"])
+                .build(),
+        )
+        .await
+        .expect("deployment");
+    // Seventeen ids over sixteen hex digits: two share a first digit.
+    let mut by_first_digit: HashMap<char, Vec<String>> = HashMap::new();
+    for _ in 0..17 {
+        let workload = harness
+            .client
+            .create_workload(&deployment.id)
+            .await
+            .expect("workload");
+        let first = workload.id.chars().next().expect("id");
+        by_first_digit.entry(first).or_default().push(workload.id);
+    }
+    let (digit, ids) = by_first_digit
+        .into_iter()
+        .find(|(_, ids)| ids.len() > 1)
+        .expect("a shared first digit");
+    let output = harness.cli(&["inspect", &digit.to_string()]).await;
+    assert_eq!(output.code, 2, "{output:?}");
+    assert!(output.stderr.contains("ambiguous"), "{output:?}");
+    for id in &ids {
+        assert!(output.stderr.contains(&id[..12]), "{output:?}");
+    }
+    let unique = harness.cli_ok(&["inspect", &ids[0]]).await;
+    assert!(unique.contains(&ids[0]));
+
+    let missing = harness.cli(&["stop", "ffffffffffff0000"]).await;
+    assert_eq!(missing.code, 3, "{missing:?}");
+    assert!(missing.stderr.contains("ffffffffffff0000"), "{missing:?}");
+    let usage = harness.cli(&["stop"]).await;
+    assert_eq!(usage.code, 2, "{usage:?}");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_from_the_example_spec_then_list_and_remove_the_deployment() {
+    let harness = Harness::start().await;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/deployment.toml");
+    let id = harness.cli_ok(&["deploy", "-f", example]).await;
+    let id = id.trim();
+    assert_eq!(harness.workload(id).await.stage(), Stage::Running);
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&harness.cli_ok(&["deployments", "-o", "json"]).await).expect("json");
+    assert_eq!(listed[0]["name"], "ticker");
+    assert_eq!(listed[0]["labels"]["team"], "docs");
+    assert_eq!(listed[0]["spec"]["env"]["GREETING"], "hello");
+    let by_label = harness.cli_ok(&["ps", "-q", "-l", "team=docs"]).await;
+    assert_eq!(by_label.trim(), &id[..12]);
+
+    let removed = harness.cli_ok(&["deployment", "rm", "ticker"]).await;
+    assert!(removed.contains("ticker"), "{removed}");
+    assert!(harness.client.get_workload(id).await.is_err());
+    let again = harness.cli(&["deployment", "rm", "ticker"]).await;
+    assert_eq!(again.code, 3, "{again:?}");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refuses_restart_policies_and_shows_the_servers_docker_error() {
+    let harness = Harness::start().await;
+    let policy = harness
+        .cli(&["run", "--restart", "always", "--", "sh", "-c", "true"])
+        .await;
+    assert_eq!(policy.code, 2, "{policy:?}");
+    assert!(policy.stderr.contains("restart policies"), "{policy:?}");
+
+    let docker = harness
+        .cli(&["run", "-d", "--image", "nginx:1.27", "--port", "80"])
+        .await;
+    assert_eq!(docker.code, 1, "{docker:?}");
+    assert!(docker.stderr.contains("docker"), "{docker:?}");
+
+    let unreachable = tokio::time::timeout(
+        PATIENCE,
+        tokio::process::Command::new(cli_support::SLIPWAY)
+            .args(["ps", "--server", "http://127.0.0.1:1"])
+            .output(),
+    )
+    .await
+    .expect("ends in time")
+    .expect("runs");
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("slipway serve"));
+
+    let completion = harness.cli_ok(&["completion", "bash"]).await;
+    assert!(completion.contains("slipway"), "{completion}");
+    harness.stop().await;
+}
