@@ -270,7 +270,7 @@ async fn deploy_from_the_example_spec_then_list_and_remove_the_deployment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_refuses_restart_policies_and_shows_the_servers_docker_error() {
+async fn run_refuses_restart_policies_and_reports_an_image_that_cannot_be_had() {
     let harness = Harness::start().await;
     let policy = harness
         .cli(&["run", "--restart", "always", "--", "sh", "-c", "true"])
@@ -282,7 +282,11 @@ async fn run_refuses_restart_policies_and_shows_the_servers_docker_error() {
         .cli(&["run", "-d", "--image", "nginx:1.27", "--port", "80"])
         .await;
     assert_eq!(docker.code, 1, "{docker:?}");
-    assert!(docker.stderr.contains("docker"), "{docker:?}");
+    // No registry here (or no engine on a laptop): either way the failure says why.
+    assert!(
+        docker.stderr.contains("could not be pulled") || docker.stderr.contains("Docker engine"),
+        "{docker:?}"
+    );
 
     let unreachable = tokio::time::timeout(
         PATIENCE,
