@@ -29,6 +29,18 @@ pub struct ServeConfig {
     /// At shutdown, running workloads get at most this many seconds to stop.
     #[arg(long, env = "SLIPWAY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+
+    /// Log lines kept per workload; the oldest are dropped first.
+    #[arg(long, env = "SLIPWAY_LOG_RETENTION_LINES", default_value_t = 100_000)]
+    pub log_retention_lines: u64,
+
+    /// Characters of log message kept per workload; the oldest lines are dropped first.
+    #[arg(long, env = "SLIPWAY_LOG_RETENTION_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub log_retention_bytes: u64,
+
+    /// Events kept; a watch from an older revision fails with OUT_OF_RANGE.
+    #[arg(long, env = "SLIPWAY_EVENT_RETENTION", default_value_t = 100_000)]
+    pub event_retention: u64,
 }
 
 impl ServeConfig {
@@ -42,6 +54,9 @@ impl ServeConfig {
             root,
             port_range: 3100..=3200,
             shutdown_grace_seconds: 10,
+            log_retention_lines: 100_000,
+            log_retention_bytes: 64 * 1024 * 1024,
+            event_retention: 100_000,
         }
     }
 

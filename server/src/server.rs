@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{DeploymentApi, WorkloadApi},
     config::ServeConfig,
+    logs::LogRetention,
     orchestrator::{Orchestrator, OrchestratorError, PortPool, Settings},
     runtime::{Runtime, docker::DockerRuntime, process::ProcessRuntime},
     store::{Store, StoreError},
@@ -83,6 +84,11 @@ pub async fn serve(
     let settings = Settings {
         root: root.clone(),
         shutdown_grace: Duration::from_secs(config.shutdown_grace_seconds),
+        log_retention: LogRetention {
+            max_lines: config.log_retention_lines.max(1),
+            max_bytes: config.log_retention_bytes.max(1),
+        },
+        event_retention: config.event_retention.max(1),
     };
     let orchestrator = Orchestrator::start(
         store.clone(),

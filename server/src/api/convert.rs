@@ -8,8 +8,8 @@ use slipway::v1 as proto;
 use crate::{
     domain::{
         self, Action, BuildStep, DeploymentId, DeploymentSpec, EventKind, FieldViolation, Health,
-        Listen, LogLevel, LogStream, Readiness, Resources, RuntimeKind, Stage, Timestamp,
-        WorkloadId, allowed_actions,
+        Listen, LogFilter, LogItem, LogLevel, LogStream, Readiness, Resources, RuntimeKind, Stage,
+        Timestamp, WorkloadId, allowed_actions,
     },
     orchestrator::NewDeployment,
 };
@@ -291,7 +291,81 @@ impl From<domain::LogLine> for proto::LogEntry {
             stream: stream.into(),
             message: line.message,
             workload_id: line.workload_id.to_string(),
+            dropped: 0,
         }
+    }
+}
+
+/// A log stream item on the wire: a line, or a truncation marker.
+pub fn log_item(workload_id: &WorkloadId, item: LogItem) -> proto::LogEntry {
+    match item {
+        LogItem::Line(line) => line.into(),
+        LogItem::Dropped { through, count } => proto::LogEntry {
+            seq: through,
+            generation: 0,
+            timestamp: Some(timestamp(crate::domain::now())),
+            stage: proto::Stage::Unspecified.into(),
+            level: proto::Level::Warn.into(),
+            stream: proto::Stream::System.into(),
+            message: format!("[slipway: {count} earlier lines were dropped by log retention]"),
+            workload_id: workload_id.to_string(),
+            dropped: count,
+        },
+    }
+}
+
+/// A log filter from the wire; unknown enum values are field violations.
+pub fn log_filter(request: &proto::StreamLogsRequest) -> Result<LogFilter, Violations> {
+    let mut violations = Vec::new();
+    let mut filter = LogFilter {
+        generation: request.generation,
+        ..LogFilter::default()
+    };
+    for (index, value) in request.streams.iter().enumerate() {
+        match proto::Stream::try_from(*value) {
+            Ok(proto::Stream::Stdout) => filter.streams.push(LogStream::Stdout),
+            Ok(proto::Stream::Stderr) => filter.streams.push(LogStream::Stderr),
+            Ok(proto::Stream::System) => filter.streams.push(LogStream::System),
+            _ => violations.push(FieldViolation::new(
+                format!("streams[{index}]"),
+                "unknown stream",
+            )),
+        }
+    }
+    filter.min_level = match proto::Level::try_from(request.min_level) {
+        Ok(proto::Level::Unspecified) => None,
+        Ok(proto::Level::Debug) => Some(LogLevel::Debug),
+        Ok(proto::Level::Info) => Some(LogLevel::Info),
+        Ok(proto::Level::Warn) => Some(LogLevel::Warn),
+        Ok(proto::Level::Error) => Some(LogLevel::Error),
+        Err(_) => {
+            violations.push(FieldViolation::new("min_level", "unknown level"));
+            None
+        }
+    };
+    for (index, value) in request.stages.iter().enumerate() {
+        match stage_from_wire(*value) {
+            Some(stage) => filter.stages.push(stage),
+            None => violations.push(FieldViolation::new(
+                format!("stages[{index}]"),
+                "unknown stage",
+            )),
+        }
+    }
+    if let Some(since) = &request.since {
+        match since
+            .seconds
+            .checked_mul(1_000_000)
+            .and_then(|micros| micros.checked_add(i64::from(since.nanos / 1_000)))
+        {
+            Some(micros) => filter.since = Some(Timestamp(micros)),
+            None => violations.push(FieldViolation::new("since", "out of range")),
+        }
+    }
+    if violations.is_empty() {
+        Ok(filter)
+    } else {
+        Err(violations)
     }
 }
 

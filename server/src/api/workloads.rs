@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::{FieldViolation, Operation},
-    orchestrator::{Orchestrator, Progress},
+    orchestrator::{LogQuery, Orchestrator, Progress, WatchItem},
     store::{EventFilter, WorkloadFilter},
 };
 
@@ -236,7 +236,7 @@ impl WorkloadService for WorkloadApi {
             0 => DEFAULT_LOG_PAGE,
             limit => limit.min(MAX_LOG_PAGE),
         };
-        let (lines, last_seq) = self
+        let (lines, last_seq, dropped) = self
             .orchestrator
             .get_logs(&id, request.after_seq, limit)
             .await
@@ -246,6 +246,7 @@ impl WorkloadService for WorkloadApi {
             entries: lines.into_iter().map(Into::into).collect(),
             next_after_seq,
             last_seq,
+            dropped,
         }))
     }
 
@@ -256,18 +257,21 @@ impl WorkloadService for WorkloadApi {
         let request = request.into_inner();
         let id = convert::workload_id("workload_id", &request.workload_id)
             .map_err(|violations| invalid_argument(&violations))?;
+        let filter =
+            convert::log_filter(&request).map_err(|violations| invalid_argument(&violations))?;
+        let query = LogQuery {
+            from_seq: request.from_seq,
+            tail: request.tail.map(u64::from),
+            filter,
+            follow: request.follow,
+        };
         let reader = self
             .orchestrator
-            .read_logs(
-                &id,
-                request.from_seq,
-                request.tail.map(u64::from),
-                request.follow,
-            )
+            .read_logs(&id, query)
             .await
             .map_err(to_status)?;
-        let lines = reader.into_stream().map(|line| {
-            line.map(Into::into)
+        let lines = reader.into_stream().map(move |item| {
+            item.map(|item| convert::log_item(&id, item))
                 .map_err(|error| to_status(error.into()))
         });
         Ok(Response::new(until_closing(lines, &self.closing)))
@@ -302,12 +306,30 @@ impl WorkloadService for WorkloadApi {
             deployment_id,
             workload_id,
         };
+        let interval = Duration::from_secs(
+            request
+                .bookmark_interval_seconds
+                .unwrap_or(10)
+                .max(1)
+                .into(),
+        );
         let events = self
             .orchestrator
-            .watch_events(request.since_revision, filter)
+            .watch_events(request.since_revision, filter, interval)
             .await
             .map_err(to_status)?;
-        let events = events.map(|event| event.map(Into::into).map_err(to_status));
+        let events = events.map(|item| {
+            item.map(|item| match item {
+                WatchItem::Event(event) => (*event).into(),
+                WatchItem::Bookmark(revision) => Event {
+                    revision,
+                    r#type: slipway::v1::EventType::Bookmark.into(),
+                    timestamp: Some(convert::timestamp(crate::domain::now())),
+                    ..Event::default()
+                },
+            })
+            .map_err(to_status)
+        });
         Ok(Response::new(until_closing(events, &self.closing)))
     }
 }

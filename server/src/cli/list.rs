@@ -140,6 +140,8 @@ pub async fn events(client: &Client, printer: Printer, args: EventsArgs) -> Resu
                 since_revision: args.since_revision,
                 deployment_id,
                 workload_id,
+                // A bookmark tells when every event up to "now" has been seen.
+                bookmark_interval_seconds: Some(1),
             })
             .await
             .map_err(|error| CliError::server("cannot watch events", error))?,
@@ -156,17 +158,15 @@ pub async fn events(client: &Client, printer: Printer, args: EventsArgs) -> Resu
     }
     let mut events_done = !args.follow && current_revision <= args.since_revision;
     while !events_done {
-        let next = if args.follow {
-            stream.next().await
-        } else {
-            // Events of other workloads may fill the revisions up to "now": stop
-            // when nothing more comes shortly after the last one.
-            tokio::time::timeout(std::time::Duration::from_millis(500), stream.next())
-                .await
-                .unwrap_or_default()
+        let Some(event) = stream.next().await else {
+            break;
         };
-        let Some(event) = next else { break };
         let event = event.map_err(|error| CliError::server("the event stream failed", error))?;
+        if event.r#type() == slipway_sdk::proto::EventType::Bookmark {
+            // Every event up to the bookmark's revision was sent (or filtered out).
+            events_done = !args.follow && event.revision >= current_revision;
+            continue;
+        }
         print_event(printer, &catalog, &event)?;
         events_done = !args.follow && event.revision >= current_revision;
     }

@@ -105,3 +105,52 @@ pub struct LogLine {
     pub stream: LogStream,
     pub message: String,
 }
+
+/// Which lines a reader wants. Empty lists and `None` mean no restriction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    pub streams: Vec<LogStream>,
+    pub min_level: Option<LogLevel>,
+    pub stages: Vec<Stage>,
+    pub generation: Option<u64>,
+    pub since: Option<Timestamp>,
+}
+
+impl LogFilter {
+    /// Whether the filter passes every line.
+    pub fn is_empty(&self) -> bool {
+        *self == LogFilter::default()
+    }
+
+    /// The levels at or above `min_level`.
+    pub fn levels(&self) -> Vec<LogLevel> {
+        let all = [
+            LogLevel::Debug,
+            LogLevel::Info,
+            LogLevel::Warn,
+            LogLevel::Error,
+        ];
+        match self.min_level {
+            Some(min) => all.into_iter().filter(|level| *level >= min).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn matches(&self, line: &LogLine) -> bool {
+        (self.streams.is_empty() || self.streams.contains(&line.stream))
+            && self.min_level.is_none_or(|min| line.level >= min)
+            && (self.stages.is_empty() || self.stages.contains(&line.stage))
+            && self
+                .generation
+                .is_none_or(|generation| line.generation == generation)
+            && self.since.is_none_or(|since| line.timestamp >= since)
+    }
+}
+
+/// What a log reader hands out: a line, or a marker saying that retention
+/// dropped `count` lines, the last of which had seq `through`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogItem {
+    Line(LogLine),
+    Dropped { through: u64, count: u64 },
+}

@@ -11,7 +11,7 @@ mod workload;
 
 pub use event::{Event, EventKind, NewEvent};
 pub use ids::{DeploymentId, IdError, WorkloadId};
-pub use log::{LogLevel, LogLine, LogStream, NewLogLine};
+pub use log::{LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine};
 pub use spec::{
     BuildStep, Deployment, DeploymentSpec, FieldViolation, Listen, Readiness, Resources,
     RuntimeKind, validate_deployment_name, validate_spec,

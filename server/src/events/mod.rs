@@ -17,6 +17,15 @@ use crate::{
 /// Events read from the store per query while catching up.
 const PAGE: u64 = 256;
 
+/// What a watch hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchItem {
+    Event(Box<Event>),
+    /// Nothing happened for a while: every event up to this revision was sent
+    /// (or did not match the filter).
+    Bookmark(u64),
+}
+
 /// Why a watch ended early.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -51,12 +60,21 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Starts the writer task, continuing after the newest stored revision.
-    pub async fn start(store: Store) -> Result<EventLog, StoreError> {
+    /// Starts the writer task, continuing after the newest stored revision and
+    /// keeping about the last `retention` events.
+    pub async fn start(store: Store, retention: u64) -> Result<EventLog, StoreError> {
         let last = store.last_revision().await?;
+        let oldest = store.first_revision().await?.unwrap_or(last + 1);
         let (commits, receiver) = mpsc::channel(256);
         let (latest_sender, latest) = watch::channel(last);
-        tokio::spawn(write_loop(store.clone(), receiver, latest_sender, last));
+        let writer = Writer {
+            store: store.clone(),
+            latest: latest_sender,
+            last,
+            oldest,
+            retention: retention.max(1),
+        };
+        tokio::spawn(writer.run(receiver));
         Ok(EventLog {
             commits,
             latest,
@@ -85,28 +103,25 @@ impl EventLog {
     }
 
     /// Events with a revision above `since` that pass `filter`: the stored ones,
-    /// then new ones as they are committed. Never ends by itself, except with an error.
+    /// then new ones as they are committed, with a bookmark after
+    /// `bookmark_interval` without one. Never ends by itself, except with an error
+    /// (a watcher that falls behind compaction gets [`WatchError::Compacted`]).
     pub async fn watch(
         &self,
         since: u64,
         filter: EventFilter,
-    ) -> Result<impl Stream<Item = Result<Event, WatchError>> + Send + 'static, WatchError> {
-        if since > 0 {
-            if let Some(oldest) = self.store.first_revision().await? {
-                if since + 1 < oldest {
-                    return Err(WatchError::Compacted {
-                        requested: since,
-                        oldest,
-                    });
-                }
-            }
-        }
+        bookmark_interval: Duration,
+    ) -> Result<impl Stream<Item = Result<WatchItem, WatchError>> + Send + 'static, WatchError>
+    {
+        check_retained(&self.store, since).await?;
         let state = WatchState {
             store: self.store.clone(),
             latest: self.latest.clone(),
             filter,
             cursor: since,
             buffered: std::collections::VecDeque::new(),
+            bookmark_interval,
+            failed: false,
         };
         Ok(futures::stream::unfold(state, |mut state| async move {
             let next = state.next().await;
@@ -116,6 +131,19 @@ impl EventLog {
     }
 }
 
+/// Fails when events after `since` were compacted away.
+async fn check_retained(store: &Store, since: u64) -> Result<(), WatchError> {
+    if let Some(oldest) = store.first_revision().await? {
+        if since + 1 < oldest {
+            return Err(WatchError::Compacted {
+                requested: since,
+                oldest,
+            });
+        }
+    }
+    Ok(())
+}
+
 struct WatchState {
     store: Store,
     latest: watch::Receiver<u64>,
@@ -123,23 +151,36 @@ struct WatchState {
     /// Every event up to here has been read (and passed on when it matched).
     cursor: u64,
     buffered: std::collections::VecDeque<Event>,
+    bookmark_interval: Duration,
+    failed: bool,
 }
 
 impl WatchState {
-    async fn next(&mut self) -> Option<Result<Event, WatchError>> {
+    async fn next(&mut self) -> Option<Result<WatchItem, WatchError>> {
+        if self.failed {
+            return None;
+        }
         loop {
             if let Some(event) = self.buffered.pop_front() {
-                return Some(Ok(event));
+                return Some(Ok(WatchItem::Event(Box::new(event))));
             }
             let head = *self.latest.borrow_and_update();
             if head > self.cursor {
+                // Events after the cursor may have been compacted while this watcher lagged.
+                if let Err(error) = check_retained(&self.store, self.cursor).await {
+                    self.failed = true;
+                    return Some(Err(error));
+                }
                 let page = match self
                     .store
                     .read_events(self.cursor, &self.filter, PAGE)
                     .await
                 {
                     Ok(page) => page,
-                    Err(error) => return Some(Err(error.into())),
+                    Err(error) => {
+                        self.failed = true;
+                        return Some(Err(error.into()));
+                    }
                 };
                 if page.len() as u64 == PAGE {
                     self.cursor = page.last().map_or(self.cursor, |event| event.revision);
@@ -151,26 +192,41 @@ impl WatchState {
                 self.buffered.extend(page);
                 continue;
             }
-            if self.latest.changed().await.is_err() {
-                return None;
+            match tokio::time::timeout(self.bookmark_interval, self.latest.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_closed)) => return None,
+                Err(_idle) => return Some(Ok(WatchItem::Bookmark(self.cursor))),
             }
         }
     }
 }
 
-async fn write_loop(
+struct Writer {
     store: Store,
-    mut commits: mpsc::Receiver<Commit>,
     latest: watch::Sender<u64>,
-    mut last: u64,
-) {
-    while let Some(Commit {
-        mut write,
-        event,
-        reply,
-    }) = commits.recv().await
-    {
-        let revision = last + 1;
+    last: u64,
+    /// The oldest retained revision (last + 1 when there is none).
+    oldest: u64,
+    retention: u64,
+}
+
+impl Writer {
+    async fn run(mut self, mut commits: mpsc::Receiver<Commit>) {
+        while let Some(commit) = commits.recv().await {
+            self.commit(commit).await;
+            self.compact().await;
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        Commit {
+            mut write,
+            event,
+            reply,
+        }: Commit,
+    ) {
+        let revision = self.last + 1;
         let mut workload = event.workload;
         for snapshot in workload.iter_mut() {
             snapshot.revision = revision;
@@ -189,7 +245,7 @@ async fn write_loop(
         };
         let mut attempt = 0;
         let result = loop {
-            match store.commit(&write, &event).await {
+            match self.store.commit(&write, &event).await {
                 Err(StoreError::Database { context, source }) if attempt < 3 => {
                     attempt += 1;
                     tracing::warn!(%source, context, attempt, "commit failed, retrying");
@@ -200,13 +256,27 @@ async fn write_loop(
         };
         match result {
             Ok(()) => {
-                last = revision;
-                latest.send_replace(revision);
+                self.last = revision;
+                self.oldest = self.oldest.min(revision);
+                self.latest.send_replace(revision);
                 let _ = reply.send(Ok(event));
             }
             Err(error) => {
                 let _ = reply.send(Err(error));
             }
+        }
+    }
+
+    /// Drops the oldest events once there are a tenth more than retained.
+    async fn compact(&mut self) {
+        let retained = self.last + 1 - self.oldest;
+        if retained <= self.retention + self.retention / 10 {
+            return;
+        }
+        let through = self.last - self.retention;
+        match self.store.delete_events_through(through).await {
+            Ok(_) => self.oldest = through + 1,
+            Err(error) => tracing::warn!(%error, "compacting events failed"),
         }
     }
 }
@@ -218,7 +288,7 @@ mod tests {
 
     async fn log() -> EventLog {
         let store = Store::connect("sqlite::memory:").await.expect("store");
-        EventLog::start(store).await.expect("event log")
+        EventLog::start(store, 1000).await.expect("event log")
     }
 
     fn created(workload: &Workload) -> (StateWrite, NewEvent) {
@@ -237,8 +307,14 @@ mod tests {
         assert_eq!(committed.revision, 1);
         assert_eq!(committed.workload.as_ref().map(|w| w.revision), Some(1));
 
-        let mut all = Box::pin(log.watch(0, EventFilter::default()).await.expect("watch"));
-        let replayed = all.next().await.expect("event").expect("ok");
+        let mut all = Box::pin(
+            log.watch(0, EventFilter::default(), Duration::from_secs(60))
+                .await
+                .expect("watch"),
+        );
+        let Some(Ok(WatchItem::Event(replayed))) = all.next().await else {
+            panic!("an event")
+        };
         assert_eq!(replayed.revision, 1);
 
         let second = Workload::new(DeploymentId::generate());
@@ -246,12 +322,20 @@ mod tests {
             workload_id: Some(second.id.clone()),
             ..EventFilter::default()
         };
-        let mut filtered = Box::pin(log.watch(0, only_second).await.expect("watch"));
+        let mut filtered = Box::pin(
+            log.watch(0, only_second, Duration::from_secs(60))
+                .await
+                .expect("watch"),
+        );
         let (write, event) = created(&second);
         log.commit(write, event).await.expect("commit");
-        let live = all.next().await.expect("event").expect("ok");
+        let Some(Ok(WatchItem::Event(live))) = all.next().await else {
+            panic!("an event")
+        };
         assert_eq!(live.revision, 2);
-        let matched = filtered.next().await.expect("event").expect("ok");
+        let Some(Ok(WatchItem::Event(matched))) = filtered.next().await else {
+            panic!("an event")
+        };
         assert_eq!(matched.workload_id, Some(second.id));
         assert_eq!(log.latest_revision(), 2);
     }

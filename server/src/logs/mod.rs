@@ -21,17 +21,41 @@ use tokio::{
     time::Instant,
 };
 
-pub use reader::LogReader;
+pub use reader::{LogReader, line};
 pub use sink::LogSink;
 
 use crate::{
-    domain::{LogLine, NewLogLine, Stage, WorkloadId},
+    domain::{LogFilter, LogLine, NewLogLine, Stage, WorkloadId},
     store::Store,
 };
 
 /// When a batch is written: this many lines, or this long after its first line.
 const BATCH_LINES: usize = 1024;
 const BATCH_DELAY: Duration = Duration::from_millis(20);
+
+/// How much log each workload keeps; the oldest lines go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRetention {
+    pub max_lines: u64,
+    /// Characters of message (bytes for ASCII output).
+    pub max_bytes: u64,
+}
+
+impl Default for LogRetention {
+    fn default() -> Self {
+        Self {
+            max_lines: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What a workload's stored log weighs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    lines: u64,
+    bytes: u64,
+}
 
 /// What readers of one workload's log are told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,7 +94,7 @@ pub struct LogPipeline {
 
 impl LogPipeline {
     /// Starts the writer task.
-    pub fn start(store: Store) -> (LogPipeline, JoinHandle<()>) {
+    pub fn start(store: Store, retention: LogRetention) -> (LogPipeline, JoinHandle<()>) {
         let (messages, receiver) = mpsc::channel(8192);
         let cursors = Cursors::default();
         let writer = Writer {
@@ -78,6 +102,8 @@ impl LogPipeline {
             cursors: cursors.clone(),
             next_seq: HashMap::new(),
             batch: Vec::new(),
+            retention,
+            usage: HashMap::new(),
         };
         let task = tokio::spawn(writer.run(receiver));
         (
@@ -160,12 +186,14 @@ impl LogPipeline {
         after_seq: u64,
         follow: bool,
         terminal: bool,
+        filter: LogFilter,
     ) -> LogReader {
         LogReader::new(
             self.store.clone(),
             workload_id.clone(),
             after_seq,
             follow.then(|| self.cursor(workload_id, terminal)),
+            filter,
         )
     }
 }
@@ -175,6 +203,8 @@ struct Writer {
     cursors: Cursors,
     next_seq: HashMap<WorkloadId, u64>,
     batch: Vec<LogLine>,
+    retention: LogRetention,
+    usage: HashMap<WorkloadId, Usage>,
 }
 
 impl Writer {
@@ -235,6 +265,7 @@ impl Writer {
                     self.write_batch().await;
                     deadline = None;
                     self.next_seq.remove(&workload_id);
+                    self.usage.remove(&workload_id);
                     let mut cursors = self
                         .cursors
                         .lock()
@@ -288,14 +319,93 @@ impl Writer {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
         }
-        let mut last_seqs: HashMap<&WorkloadId, u64> = HashMap::new();
+        let mut written: HashMap<WorkloadId, (u64, Usage)> = HashMap::new();
         for line in &self.batch {
-            last_seqs.insert(&line.workload_id, line.seq);
-        }
-        for (workload_id, last_seq) in last_seqs {
-            self.update_cursor(workload_id, |cursor| cursor.last_seq = last_seq);
+            let entry = written.entry(line.workload_id.clone()).or_default();
+            entry.0 = line.seq;
+            entry.1.lines += 1;
+            entry.1.bytes += line.message.len() as u64;
         }
         self.batch.clear();
+        for (workload_id, (last_seq, added)) in written {
+            self.update_cursor(&workload_id, |cursor| cursor.last_seq = last_seq);
+            self.account(&workload_id, added).await;
+        }
+    }
+
+    /// Adds what was just stored to the workload's usage and drops its oldest
+    /// lines when it is over the retention limits (down to 90% of them, so that
+    /// trimming is not done for every batch).
+    async fn account(&mut self, workload_id: &WorkloadId, added: Usage) {
+        let usage = match self.usage.get_mut(workload_id) {
+            Some(usage) => {
+                usage.lines += added.lines;
+                usage.bytes += added.bytes;
+                *usage
+            }
+            None => {
+                // The store already holds the batch just written.
+                let (lines, bytes) = match self.store.log_usage(workload_id).await {
+                    Ok(usage) => usage,
+                    Err(error) => {
+                        tracing::warn!(%error, %workload_id, "measuring a log failed");
+                        return;
+                    }
+                };
+                let usage = Usage { lines, bytes };
+                self.usage.insert(workload_id.clone(), usage);
+                usage
+            }
+        };
+        let limits = self.retention;
+        if usage.lines <= limits.max_lines && usage.bytes <= limits.max_bytes {
+            return;
+        }
+        match self.trim(workload_id, usage).await {
+            Ok(left) => {
+                self.usage.insert(workload_id.clone(), left);
+            }
+            Err(error) => tracing::warn!(%error, %workload_id, "dropping old log lines failed"),
+        }
+    }
+
+    async fn trim(
+        &self,
+        workload_id: &WorkloadId,
+        mut usage: Usage,
+    ) -> Result<Usage, crate::store::StoreError> {
+        let keep_lines = self.retention.max_lines * 9 / 10;
+        let keep_bytes = self.retention.max_bytes * 9 / 10;
+        let over = |usage: &Usage| usage.lines > keep_lines || usage.bytes > keep_bytes;
+        let mut after = self
+            .store
+            .first_log_seq(workload_id)
+            .await?
+            .unwrap_or(1)
+            .saturating_sub(1);
+        let mut cutoff = None;
+        'pages: while over(&usage) {
+            let page = self.store.read_log_lines(workload_id, after, 1000).await?;
+            if page.is_empty() {
+                break;
+            }
+            for line in page {
+                if !over(&usage) {
+                    break 'pages;
+                }
+                usage.lines -= 1;
+                usage.bytes = usage.bytes.saturating_sub(line.message.len() as u64);
+                cutoff = Some(line.seq);
+                after = line.seq;
+            }
+        }
+        if let Some(cutoff) = cutoff {
+            self.store
+                .delete_log_lines_through(workload_id, cutoff)
+                .await?;
+            tracing::debug!(%workload_id, through = cutoff, "dropped old log lines");
+        }
+        Ok(usage)
     }
 
     fn update_cursor(&self, workload_id: &WorkloadId, change: impl FnOnce(&mut LogCursor)) {

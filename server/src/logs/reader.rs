@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use super::LogCursor;
 use crate::{
-    domain::{LogLine, WorkloadId},
+    domain::{LogFilter, LogItem, LogLine, WorkloadId},
     store::{Store, StoreError},
 };
 
@@ -15,14 +15,17 @@ use crate::{
 const PAGE: u64 = 1000;
 
 /// Reads a workload's log in seq order from a position; with a cursor it follows
-/// new lines until the log is sealed.
+/// new lines until the log is sealed. Lines that retention dropped before they
+/// were read are announced by a [`LogItem::Dropped`] marker, never skipped silently.
 pub struct LogReader {
     store: Store,
     workload_id: WorkloadId,
-    /// Every line up to here has been handed out.
+    filter: LogFilter,
+    /// Every line up to here has been handed out (or did not pass the filter).
     after_seq: u64,
     cursor: Option<watch::Receiver<LogCursor>>,
-    buffered: VecDeque<LogLine>,
+    buffered: VecDeque<LogItem>,
+    checked_start: bool,
     done: bool,
 }
 
@@ -32,13 +35,16 @@ impl LogReader {
         workload_id: WorkloadId,
         after_seq: u64,
         cursor: Option<watch::Receiver<LogCursor>>,
+        filter: LogFilter,
     ) -> Self {
         Self {
             store,
             workload_id,
+            filter,
             after_seq,
             cursor,
             buffered: VecDeque::new(),
+            checked_start: false,
             done: false,
         }
     }
@@ -48,25 +54,51 @@ impl LogReader {
         self.after_seq
     }
 
-    /// The next line; `None` at the end of the stored lines (not following) or once
-    /// the log is sealed and read to its end (following).
-    pub async fn next(&mut self) -> Option<Result<LogLine, StoreError>> {
+    /// The next line or marker; `None` at the end of the stored lines (not
+    /// following) or once the log is sealed and read to its end (following).
+    pub async fn next(&mut self) -> Option<Result<LogItem, StoreError>> {
         self.read(true).await
     }
 
-    /// The next stored line, without waiting for new ones.
-    pub async fn next_stored(&mut self) -> Option<Result<LogLine, StoreError>> {
+    /// The next stored line or marker, without waiting for new ones.
+    pub async fn next_stored(&mut self) -> Option<Result<LogItem, StoreError>> {
         self.read(false).await
     }
 
-    async fn read(&mut self, wait: bool) -> Option<Result<LogLine, StoreError>> {
+    /// A marker for the lines retention dropped after `after_seq`, if any.
+    async fn dropped_marker(&self) -> Result<Option<LogItem>, StoreError> {
+        let first = self.store.first_log_seq(&self.workload_id).await?;
+        Ok(match first {
+            Some(first) if first > self.after_seq + 1 => Some(LogItem::Dropped {
+                through: first - 1,
+                count: first - 1 - self.after_seq,
+            }),
+            _ => None,
+        })
+    }
+
+    async fn read(&mut self, wait: bool) -> Option<Result<LogItem, StoreError>> {
         loop {
-            if let Some(line) = self.buffered.pop_front() {
-                self.after_seq = line.seq;
-                return Some(Ok(line));
+            if let Some(item) = self.buffered.pop_front() {
+                self.after_seq = match &item {
+                    LogItem::Line(line) => line.seq,
+                    LogItem::Dropped { through, .. } => *through,
+                };
+                return Some(Ok(item));
             }
             if self.done {
                 return None;
+            }
+            if !self.checked_start {
+                self.checked_start = true;
+                match self.dropped_marker().await {
+                    Ok(Some(marker)) => {
+                        self.buffered.push_back(marker);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(error) => return Some(Err(self.fail(error))),
+                }
             }
             // Read the seal before the store: a seal is set only after every line
             // before it is stored, so an empty read after a seal is the end.
@@ -74,26 +106,28 @@ impl LogReader {
                 Some(cursor) => cursor.borrow_and_update().sealed,
                 None => true,
             };
-            match self
+            let page = match self
                 .store
-                .read_log_lines(&self.workload_id, self.after_seq, PAGE)
+                .read_filtered_log_lines(&self.workload_id, self.after_seq, PAGE, &self.filter)
                 .await
             {
-                Ok(page) if !page.is_empty() => {
-                    self.buffered.extend(page);
-                    continue;
+                Ok(page) => page,
+                Err(error) => return Some(Err(self.fail(error))),
+            };
+            if let Some(first) = page.first() {
+                if first.seq > self.after_seq + 1 {
+                    // A gap: filtered-out lines, or lines retention dropped meanwhile.
+                    match self.dropped_marker().await {
+                        Ok(Some(marker)) => self.buffered.push_back(marker),
+                        Ok(None) => {}
+                        Err(error) => return Some(Err(self.fail(error))),
+                    }
                 }
-                Ok(_) => {}
-                Err(error) => {
-                    self.done = true;
-                    return Some(Err(error));
-                }
+                self.buffered.extend(page.into_iter().map(LogItem::Line));
+                continue;
             }
-            if sealed {
-                self.done = true;
-                return None;
-            }
-            if !wait {
+            if sealed || !wait {
+                self.done = sealed;
                 return None;
             }
             let Some(cursor) = &mut self.cursor else {
@@ -107,10 +141,23 @@ impl LogReader {
         }
     }
 
+    fn fail(&mut self, error: StoreError) -> StoreError {
+        self.done = true;
+        error
+    }
+
     /// The reader as a stream.
-    pub fn into_stream(self) -> impl Stream<Item = Result<LogLine, StoreError>> + Send + 'static {
+    pub fn into_stream(self) -> impl Stream<Item = Result<LogItem, StoreError>> + Send + 'static {
         futures::stream::unfold(self, |mut reader| async move {
-            reader.next().await.map(|line| (line, reader))
+            reader.next().await.map(|item| (item, reader))
         })
+    }
+}
+
+/// A line, when the item is one.
+pub fn line(item: LogItem) -> Option<LogLine> {
+    match item {
+        LogItem::Line(line) => Some(line),
+        LogItem::Dropped { .. } => None,
     }
 }

@@ -21,6 +21,7 @@ use std::{
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::events::WatchItem;
 pub use error::OrchestratorError;
 pub use ports::{PortLease, PortPool};
 pub use progress::Progress;
@@ -29,11 +30,12 @@ pub use supervisor::Accepted;
 use self::supervisor::{Command, Supervisor};
 use crate::{
     domain::{
-        Deployment, DeploymentId, DeploymentSpec, Event, EventKind, LogLine, NewEvent, Operation,
-        RuntimeKind, Timestamp, Workload, WorkloadId, now, validate_deployment_name, validate_spec,
+        Deployment, DeploymentId, DeploymentSpec, EventKind, LogFilter, LogLine, NewEvent,
+        Operation, RuntimeKind, Timestamp, Workload, WorkloadId, now, validate_deployment_name,
+        validate_spec,
     },
     events::EventLog,
-    logs::{LogPipeline, LogReader},
+    logs::{LogPipeline, LogReader, LogRetention},
     runtime::Runtime,
     store::{EventFilter, StateWrite, Store, WorkloadFilter, WorkloadPage},
 };
@@ -47,6 +49,21 @@ pub struct Settings {
     pub root: PathBuf,
     /// At shutdown, running workloads get at most this long to stop.
     pub shutdown_grace: Duration,
+    /// How much log each workload keeps.
+    pub log_retention: LogRetention,
+    /// How many events are kept.
+    pub event_retention: u64,
+}
+
+/// Where a log reader starts, what it passes, and whether it follows.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// The first seq wanted (0 or 1: the first line).
+    pub from_seq: u64,
+    /// Start with the last `tail` lines (that pass the filter) instead.
+    pub tail: Option<u64>,
+    pub filter: LogFilter,
+    pub follow: bool,
 }
 
 /// What a new deployment is made of.
@@ -99,8 +116,8 @@ impl Orchestrator {
         ports: PortPool,
         settings: Settings,
     ) -> Result<Orchestrator> {
-        let events = EventLog::start(store.clone()).await?;
-        let (logs, _writer) = LogPipeline::start(store.clone());
+        let events = EventLog::start(store.clone(), settings.event_retention).await?;
+        let (logs, _writer) = LogPipeline::start(store.clone(), settings.log_retention);
         let inner = Arc::new(Inner {
             store,
             events,
@@ -401,57 +418,59 @@ impl Orchestrator {
 
     // ----- logs and events ---------------------------------------------------
 
-    /// Up to `limit` stored lines after `after_seq`, and the last stored seq.
+    /// Up to `limit` stored lines after `after_seq`, the last stored seq, and how
+    /// many lines after `after_seq` retention dropped before the first returned.
     pub async fn get_logs(
         &self,
         id: &WorkloadId,
         after_seq: u64,
         limit: u64,
-    ) -> Result<(Vec<LogLine>, u64)> {
+    ) -> Result<(Vec<LogLine>, u64, u64)> {
         self.get_workload(id).await?;
-        let lines = self
-            .inner
-            .store
-            .read_log_lines(id, after_seq, limit)
-            .await?;
-        let last = self.inner.store.last_log_seq(id).await?;
-        Ok((lines, last))
+        let store = &self.inner.store;
+        let first = store.first_log_seq(id).await?;
+        let dropped = first.map_or(0, |first| first.saturating_sub(after_seq + 1));
+        let lines = store.read_log_lines(id, after_seq, limit).await?;
+        let last = store.last_log_seq(id).await?;
+        Ok((lines, last, dropped))
     }
 
-    /// A reader of the workload's log: from `from_seq` (1 = the first line), or
-    /// the last `tail` lines; following new lines when `follow` is set.
-    pub async fn read_logs(
-        &self,
-        id: &WorkloadId,
-        from_seq: u64,
-        tail: Option<u64>,
-        follow: bool,
-    ) -> Result<LogReader> {
+    /// A reader of the workload's log as `query` asks.
+    pub async fn read_logs(&self, id: &WorkloadId, query: LogQuery) -> Result<LogReader> {
         let workload = self.get_workload(id).await?;
-        let after_seq = match tail {
-            Some(tail) => self
-                .inner
-                .store
-                .last_log_seq(id)
+        let store = &self.inner.store;
+        let after_seq = match (query.tail, query.filter.since) {
+            (Some(tail), _) => store.tail_start(id, tail, &query.filter).await?,
+            (None, Some(since)) => store
+                .seq_before_time(id, since.0)
                 .await?
-                .saturating_sub(tail),
-            None => from_seq.saturating_sub(1),
+                .max(query.from_seq.saturating_sub(1)),
+            (None, None) => query.from_seq.saturating_sub(1),
         };
-        Ok(self
-            .inner
-            .logs
-            .reader(id, after_seq, follow, workload.stage.is_terminal()))
+        Ok(self.inner.logs.reader(
+            id,
+            after_seq,
+            query.follow,
+            workload.stage.is_terminal(),
+            query.filter,
+        ))
     }
 
-    /// Events after `since` that pass `filter`, then live ones.
+    /// Events after `since` that pass `filter`, then live ones, with a bookmark
+    /// after `bookmark_interval` without any.
     pub async fn watch_events(
         &self,
         since: u64,
         filter: EventFilter,
-    ) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
+        bookmark_interval: Duration,
+    ) -> Result<impl Stream<Item = Result<WatchItem>> + Send + 'static> {
         use futures::StreamExt;
-        let events = self.inner.events.watch(since, filter).await?;
-        Ok(events.map(|event| event.map_err(OrchestratorError::from)))
+        let events = self
+            .inner
+            .events
+            .watch(since, filter, bookmark_interval)
+            .await?;
+        Ok(events.map(|item| item.map_err(OrchestratorError::from)))
     }
 
     /// The newest event revision.

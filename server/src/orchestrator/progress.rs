@@ -11,7 +11,11 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Orchestrator, OrchestratorError};
 use crate::{
-    domain::{DeploymentId, EventKind, LogLine, Operation, Stage, Workload, WorkloadId},
+    domain::{
+        DeploymentId, EventKind, LogFilter, LogItem, LogLine, Operation, Stage, Workload,
+        WorkloadId,
+    },
+    events::WatchItem,
     store::EventFilter,
 };
 
@@ -58,8 +62,16 @@ impl Orchestrator {
             workload_id: Some(id.clone()),
             ..EventFilter::default()
         };
-        let mut events = Box::pin(self.inner.events.watch(first.revision, filter).await?);
-        let mut logs = self.inner.logs.reader(id, accepted.log_seq, true, false);
+        let mut events = Box::pin(
+            self.inner
+                .events
+                .watch(first.revision, filter, Duration::from_secs(3600))
+                .await?,
+        );
+        let mut logs =
+            self.inner
+                .logs
+                .reader(id, accepted.log_seq, true, false, LogFilter::default());
         let pipeline = self.inner.logs.clone();
         let (sender, receiver) = mpsc::channel(64);
         tokio::spawn(async move {
@@ -77,11 +89,13 @@ impl Orchestrator {
             while !finished {
                 tokio::select! {
                     line = logs.next(), if logs_open => match line {
-                        Some(Ok(line)) => {
+                        Some(Ok(LogItem::Line(line))) => {
                             if sender.send(Ok(Progress::Log(line))).await.is_err() {
                                 return;
                             }
                         }
+                        // An operation's own lines are too recent to have been dropped.
+                        Some(Ok(LogItem::Dropped { .. })) => {}
                         Some(Err(error)) => {
                             let _ = sender.send(Err(error.into())).await;
                             return;
@@ -89,7 +103,8 @@ impl Orchestrator {
                         None => logs_open = false,
                     },
                     event = events.next() => match event {
-                        Some(Ok(event)) => {
+                        Some(Ok(WatchItem::Bookmark(_))) => {}
+                        Some(Ok(WatchItem::Event(event))) => {
                             if event.kind == EventKind::WorkloadDeleted {
                                 finished = true;
                                 continue;
@@ -114,9 +129,11 @@ impl Orchestrator {
             }
             // The operation's last lines, then its final state.
             pipeline.flush().await;
-            while let Some(Ok(line)) = logs.next_stored().await {
-                if sender.send(Ok(Progress::Log(line))).await.is_err() {
-                    return;
+            while let Some(Ok(item)) = logs.next_stored().await {
+                if let LogItem::Line(line) = item {
+                    if sender.send(Ok(Progress::Log(line))).await.is_err() {
+                        return;
+                    }
                 }
             }
             let _ = sender.send(Ok(Progress::Workload(last))).await;

@@ -54,6 +54,16 @@ impl Store {
         Ok(first.flatten().map(|revision| revision as u64))
     }
 
+    /// Deletes the events up to and including `revision`.
+    pub async fn delete_events_through(&self, revision: u64) -> StoreResult<u64> {
+        let result = event::Entity::delete_many()
+            .filter(event::Column::Revision.lte(revision as i64))
+            .exec(&self.db)
+            .await
+            .map_err(database("compacting events"))?;
+        Ok(result.rows_affected)
+    }
+
     /// Up to `limit` events with a revision above `after`, in order, that pass `filter`.
     pub async fn read_events(
         &self,

@@ -1,14 +1,44 @@
-//! Log lines: appended in batches, read by seq.
+//! Log lines: appended in batches, read by seq, trimmed by retention.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, sea_query::Expr,
 };
 
 use super::{Store, StoreResult, convert, database, entities::log_line};
-use crate::domain::{LogLine, WorkloadId};
+use crate::domain::{LogFilter, LogLine, WorkloadId};
 
 /// Rows per INSERT statement: well under SQLite's 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
+
+fn of_workload(workload_id: &WorkloadId) -> Select<log_line::Entity> {
+    log_line::Entity::find().filter(log_line::Column::WorkloadId.eq(workload_id.to_string()))
+}
+
+fn filtered(query: Select<log_line::Entity>, filter: &LogFilter) -> Select<log_line::Entity> {
+    let mut condition = Condition::all();
+    if !filter.streams.is_empty() {
+        condition = condition.add(
+            log_line::Column::Stream.is_in(filter.streams.iter().map(|stream| stream.as_str())),
+        );
+    }
+    if filter.min_level.is_some() {
+        condition = condition.add(
+            log_line::Column::Level.is_in(filter.levels().into_iter().map(|level| level.as_str())),
+        );
+    }
+    if !filter.stages.is_empty() {
+        condition = condition
+            .add(log_line::Column::Stage.is_in(filter.stages.iter().map(|stage| stage.as_str())));
+    }
+    if let Some(generation) = filter.generation {
+        condition = condition.add(log_line::Column::Generation.eq(generation as i64));
+    }
+    if let Some(since) = filter.since {
+        condition = condition.add(log_line::Column::Ts.gte(since.0));
+    }
+    query.filter(condition)
+}
 
 impl Store {
     /// Stores a batch of lines, atomically.
@@ -39,8 +69,19 @@ impl Store {
         after: u64,
         limit: u64,
     ) -> StoreResult<Vec<LogLine>> {
-        log_line::Entity::find()
-            .filter(log_line::Column::WorkloadId.eq(workload_id.to_string()))
+        self.read_filtered_log_lines(workload_id, after, limit, &LogFilter::default())
+            .await
+    }
+
+    /// Up to `limit` lines passing `filter` with seq above `after`, in order.
+    pub async fn read_filtered_log_lines(
+        &self,
+        workload_id: &WorkloadId,
+        after: u64,
+        limit: u64,
+        filter: &LogFilter,
+    ) -> StoreResult<Vec<LogLine>> {
+        filtered(of_workload(workload_id), filter)
             .filter(log_line::Column::Seq.gt(after as i64))
             .order_by_asc(log_line::Column::Seq)
             .limit(limit)
@@ -52,6 +93,88 @@ impl Store {
             .collect()
     }
 
+    /// Where a reader of the last `count` lines passing `filter` starts: the seq
+    /// before the first of them.
+    pub async fn tail_start(
+        &self,
+        workload_id: &WorkloadId,
+        count: u64,
+        filter: &LogFilter,
+    ) -> StoreResult<u64> {
+        if count == 0 {
+            return self.last_log_seq(workload_id).await;
+        }
+        let seqs: Vec<i64> = filtered(of_workload(workload_id), filter)
+            .select_only()
+            .column(log_line::Column::Seq)
+            .order_by_desc(log_line::Column::Seq)
+            .limit(count)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(database("finding the tail"))?;
+        Ok(seqs
+            .last()
+            .map_or(0, |first| (*first as u64).saturating_sub(1)))
+    }
+
+    /// The seq before the first line at or after `since` (for a reader from a time).
+    pub async fn seq_before_time(&self, workload_id: &WorkloadId, since: i64) -> StoreResult<u64> {
+        let first: Option<Option<i64>> = of_workload(workload_id)
+            .filter(log_line::Column::Ts.gte(since))
+            .select_only()
+            .column_as(log_line::Column::Seq.min(), "min")
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(database("finding a time in the log"))?;
+        match first.flatten() {
+            Some(seq) => Ok((seq as u64).saturating_sub(1)),
+            None => self.last_log_seq(workload_id).await,
+        }
+    }
+
+    /// The lowest retained seq of a workload, if it has lines.
+    pub async fn first_log_seq(&self, workload_id: &WorkloadId) -> StoreResult<Option<u64>> {
+        let first: Option<Option<i64>> = of_workload(workload_id)
+            .select_only()
+            .column_as(log_line::Column::Seq.min(), "min")
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(database("reading the first log seq"))?;
+        Ok(first.flatten().map(|seq| seq as u64))
+    }
+
+    /// How many lines a workload has stored, and how many characters of message.
+    pub async fn log_usage(&self, workload_id: &WorkloadId) -> StoreResult<(u64, u64)> {
+        let usage: Option<(i64, Option<i64>)> = of_workload(workload_id)
+            .select_only()
+            .column_as(log_line::Column::Seq.count(), "lines")
+            .column_as(Expr::cust("CAST(SUM(LENGTH(message)) AS BIGINT)"), "bytes")
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(database("measuring a log"))?;
+        let (lines, bytes) = usage.unwrap_or((0, None));
+        Ok((lines as u64, bytes.unwrap_or(0) as u64))
+    }
+
+    /// Deletes a workload's lines up to and including `seq`.
+    pub async fn delete_log_lines_through(
+        &self,
+        workload_id: &WorkloadId,
+        seq: u64,
+    ) -> StoreResult<u64> {
+        let result = log_line::Entity::delete_many()
+            .filter(log_line::Column::WorkloadId.eq(workload_id.to_string()))
+            .filter(log_line::Column::Seq.lte(seq as i64))
+            .exec(&self.db)
+            .await
+            .map_err(database("dropping old log lines"))?;
+        Ok(result.rows_affected)
+    }
+
     /// Where a workload's output of `generation` stopped being stored: the
     /// timestamp of its last output line, and how many lines have that timestamp.
     pub async fn output_resume_point(
@@ -60,8 +183,7 @@ impl Store {
         generation: u64,
     ) -> StoreResult<(Option<i64>, u64)> {
         let output_of_generation = || {
-            log_line::Entity::find()
-                .filter(log_line::Column::WorkloadId.eq(workload_id.to_string()))
+            of_workload(workload_id)
                 .filter(log_line::Column::Generation.eq(generation as i64))
                 .filter(log_line::Column::Stream.ne("system"))
         };
@@ -85,10 +207,9 @@ impl Store {
 
     /// The highest stored seq of a workload, 0 when it has none.
     pub async fn last_log_seq(&self, workload_id: &WorkloadId) -> StoreResult<u64> {
-        let last: Option<Option<i64>> = log_line::Entity::find()
+        let last: Option<Option<i64>> = of_workload(workload_id)
             .select_only()
             .column_as(log_line::Column::Seq.max(), "max")
-            .filter(log_line::Column::WorkloadId.eq(workload_id.to_string()))
             .into_tuple()
             .one(&self.db)
             .await
