@@ -41,6 +41,8 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use error::{Error, FieldViolation};
 pub use progress::{Progress, ProgressStream};
+/// Well-known protobuf types (timestamps) used by the wire types.
+pub use slipway::prost_types;
 /// The wire types of `slipway.v1`.
 pub use slipway::v1 as proto;
 pub use spec::DeploymentBuilder;

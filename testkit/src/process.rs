@@ -60,6 +60,17 @@ impl ServerProcess {
         }
     }
 
+    /// The peak resident memory of the server process so far, in KiB (VmHWM).
+    pub fn peak_memory_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
     /// SIGKILL: the server gets no chance to clean up.
     pub fn kill9(mut self) {
         self.child.kill().expect("kill -9");

@@ -510,6 +510,8 @@ impl Supervisor {
             LogLevel::Info
         };
         self.system(level, line.clone()).await;
+        // Every line of the run is stored before anyone sees it ended.
+        self.inner.logs.flush().await;
         let exit_code = exit.as_ref().and_then(exit_code);
         let result = self
             .transition(to, &line, |workload| {
