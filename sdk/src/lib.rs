@@ -60,10 +60,15 @@ impl Client {
     /// Connects to `url`, like `http://127.0.0.1:50051`.
     pub async fn connect(url: impl Into<String>) -> Result<Client> {
         let url = url.into();
-        let endpoint = Endpoint::from_shared(url.clone()).map_err(|source| Error::Connect {
-            url: url.clone(),
-            source,
-        })?;
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|source| Error::Connect {
+                url: url.clone(),
+                source,
+            })?
+            // Log streams move a lot of data: HTTP/2's 64 KiB default windows would
+            // make them wait on acknowledgements.
+            .initial_connection_window_size(Some(8 * 1024 * 1024))
+            .initial_stream_window_size(Some(2 * 1024 * 1024));
         let channel = endpoint
             .connect()
             .await

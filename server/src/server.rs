@@ -126,6 +126,8 @@ pub async fn serve(
         streams_closing.cancel();
     };
     let served = tonic::transport::Server::builder()
+        .initial_connection_window_size(Some(8 * 1024 * 1024))
+        .initial_stream_window_size(Some(2 * 1024 * 1024))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// When a batch is written: this many lines, or this long after its first line.
-const BATCH_LINES: usize = 1024;
+const BATCH_LINES: usize = 4096;
 const BATCH_DELAY: Duration = Duration::from_millis(20);
 
 /// How much log each workload keeps; the oldest lines go first.
