@@ -2,8 +2,8 @@
 //! the wire format.
 
 use slipway::v1::{
-    BuildStep, CreateDeploymentRequest, DeploymentSpec, HttpProbe, Listen, NoProbe, Readiness,
-    Resources, Runtime, TcpProbe, readiness::Probe,
+    BuildStep, CreateDeploymentRequest, DeploymentSpec, HealthCheck, HttpProbe, Listen, NoProbe,
+    Readiness, Resources, RestartPolicy, Runtime, TcpProbe, readiness::Probe,
 };
 
 /// Builds a [`CreateDeploymentRequest`].
@@ -155,6 +155,31 @@ impl DeploymentBuilder {
             memory_bytes,
             millicpus,
         });
+        self
+    }
+
+    /// Restarts the workload when a run ends by itself (see `RestartPolicy`).
+    pub fn restart_policy(mut self, policy: RestartPolicy) -> Self {
+        self.spec().restart_policy = Some(policy);
+        self
+    }
+
+    /// A liveness check that runs while the workload runs.
+    pub fn liveness(mut self, check: HealthCheck) -> Self {
+        self.spec().liveness = Some(check);
+        self
+    }
+
+    /// An environment variable whose value is never shown (masked in the API
+    /// and in logs).
+    pub fn secret_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.spec().secret_env.insert(name.into(), value.into());
+        self
+    }
+
+    /// The first signal of a stop (`SIGTERM` by default).
+    pub fn stop_signal(mut self, signal: impl Into<String>) -> Self {
+        self.spec().stop_signal = signal.into();
         self
     }
 

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use slipway::v1 as proto;
 
+use crate::domain::{HealthCheck, Probe, RestartMode, RestartPolicy};
+
 use crate::{
     domain::{
         self, Action, BuildStep, DeploymentId, DeploymentSpec, EventKind, FieldViolation, Health,
@@ -98,6 +100,10 @@ fn runtime(kind: RuntimeKind) -> proto::Runtime {
     }
 }
 
+fn millis(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
 fn seconds(duration: Duration) -> u32 {
     u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
 }
@@ -146,6 +152,11 @@ impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
                 Duration::from_secs(seconds.into())
             });
         let resources = spec.resources.unwrap_or_default();
+        let restart_policy =
+            restart_policy(spec.restart_policy.unwrap_or_default(), &mut violations);
+        let liveness = spec
+            .liveness
+            .and_then(|check| health_check(check, &mut violations));
         if !violations.is_empty() {
             return Err(violations);
         }
@@ -170,8 +181,87 @@ impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
                 memory_bytes: Some(resources.memory_bytes).filter(|bytes| *bytes > 0),
                 millicpus: Some(resources.millicpus).filter(|millicpus| *millicpus > 0),
             },
+            restart_policy,
+            liveness,
+            secret_env: spec.secret_env.into_iter().collect(),
+            stop_signal: Some(spec.stop_signal).filter(|signal| !signal.is_empty()),
         })
     }
+}
+
+/// What the API shows in place of a secret value.
+pub const MASK: &str = "********";
+
+fn restart_policy(policy: proto::RestartPolicy, violations: &mut Violations) -> RestartPolicy {
+    let defaults = RestartPolicy::default();
+    let mode = match proto::restart_policy::Mode::try_from(policy.mode) {
+        Ok(proto::restart_policy::Mode::Unspecified | proto::restart_policy::Mode::Never) => {
+            RestartMode::Never
+        }
+        Ok(proto::restart_policy::Mode::OnFailure) => RestartMode::OnFailure,
+        Ok(proto::restart_policy::Mode::Always) => RestartMode::Always,
+        Err(_) => {
+            violations.push(FieldViolation::new(
+                "spec.restart_policy.mode",
+                "unknown mode",
+            ));
+            RestartMode::Never
+        }
+    };
+    let factor = policy.backoff_factor.unwrap_or(2.0);
+    if !factor.is_finite() {
+        violations.push(FieldViolation::new(
+            "spec.restart_policy.backoff_factor",
+            "must be a number",
+        ));
+    }
+    RestartPolicy {
+        mode,
+        max_restarts: policy.max_restarts,
+        window: policy.window_seconds.map_or(defaults.window, |seconds| {
+            Duration::from_secs(seconds.into())
+        }),
+        initial_backoff: policy
+            .initial_backoff_ms
+            .map_or(defaults.initial_backoff, |millis| {
+                Duration::from_millis(millis.into())
+            }),
+        backoff_factor_percent: (factor.clamp(0.0, 100.0) * 100.0).round() as u32,
+        max_backoff: policy
+            .max_backoff_ms
+            .map_or(defaults.max_backoff, |millis| {
+                Duration::from_millis(millis.into())
+            }),
+        jitter_percent: policy.jitter_percent.unwrap_or(defaults.jitter_percent),
+        stable_after: policy
+            .stable_after_seconds
+            .map_or(defaults.stable_after, |seconds| {
+                Duration::from_secs(seconds.into())
+            }),
+    }
+}
+
+fn health_check(check: proto::HealthCheck, violations: &mut Violations) -> Option<HealthCheck> {
+    let probe = match check.probe {
+        Some(proto::health_check::Probe::Tcp(_)) => Probe::Tcp,
+        Some(proto::health_check::Probe::Http(http)) => Probe::Http { path: http.path },
+        Some(proto::health_check::Probe::Exec(exec)) => Probe::Exec {
+            command: exec.command,
+        },
+        None => {
+            violations.push(FieldViolation::new(
+                "spec.liveness",
+                "needs a tcp, http or exec probe",
+            ));
+            return None;
+        }
+    };
+    Some(HealthCheck {
+        probe,
+        interval: Duration::from_millis(check.interval_ms.unwrap_or(10_000).into()),
+        timeout: Duration::from_millis(check.timeout_ms.unwrap_or(1_000).into()),
+        failure_threshold: check.failure_threshold.unwrap_or(3),
+    })
 }
 
 impl TryFrom<proto::CreateDeploymentRequest> for NewDeployment {
@@ -221,6 +311,42 @@ impl From<DeploymentSpec> for proto::DeploymentSpec {
                 memory_bytes: spec.resources.memory_bytes.unwrap_or(0),
                 millicpus: spec.resources.millicpus.unwrap_or(0),
             }),
+            restart_policy: Some(proto::RestartPolicy {
+                mode: match spec.restart_policy.mode {
+                    RestartMode::Never => proto::restart_policy::Mode::Never,
+                    RestartMode::OnFailure => proto::restart_policy::Mode::OnFailure,
+                    RestartMode::Always => proto::restart_policy::Mode::Always,
+                }
+                .into(),
+                max_restarts: spec.restart_policy.max_restarts,
+                window_seconds: Some(seconds(spec.restart_policy.window)),
+                initial_backoff_ms: Some(millis(spec.restart_policy.initial_backoff)),
+                backoff_factor: Some(f64::from(spec.restart_policy.backoff_factor_percent) / 100.0),
+                max_backoff_ms: Some(millis(spec.restart_policy.max_backoff)),
+                jitter_percent: Some(spec.restart_policy.jitter_percent),
+                stable_after_seconds: Some(seconds(spec.restart_policy.stable_after)),
+            }),
+            liveness: spec.liveness.map(|check| proto::HealthCheck {
+                probe: Some(match check.probe {
+                    Probe::Tcp => proto::health_check::Probe::Tcp(proto::TcpProbe {}),
+                    Probe::Http { path } => {
+                        proto::health_check::Probe::Http(proto::HttpProbe { path })
+                    }
+                    Probe::Exec { command } => {
+                        proto::health_check::Probe::Exec(proto::ExecProbe { command })
+                    }
+                }),
+                interval_ms: Some(millis(check.interval)),
+                timeout_ms: Some(millis(check.timeout)),
+                failure_threshold: Some(check.failure_threshold),
+            }),
+            // Secrets go in, never out.
+            secret_env: spec
+                .secret_env
+                .into_keys()
+                .map(|name| (name, MASK.to_owned()))
+                .collect(),
+            stop_signal: spec.stop_signal.unwrap_or_default(),
         }
     }
 }
@@ -265,6 +391,8 @@ impl From<domain::Workload> for proto::Workload {
                 .map_or(proto::Stage::Unspecified, stage)
                 .into(),
             revision: workload.revision,
+            restart_count: workload.restart_count,
+            next_restart_at: workload.next_restart_at.map(timestamp),
         }
     }
 }

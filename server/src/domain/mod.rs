@@ -4,6 +4,7 @@
 mod event;
 mod ids;
 mod log;
+mod policy;
 mod spec;
 mod stage;
 mod time;
@@ -12,6 +13,7 @@ mod workload;
 pub use event::{Event, EventKind, NewEvent};
 pub use ids::{DeploymentId, IdError, WorkloadId};
 pub use log::{LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine};
+pub use policy::{HealthCheck, Probe, RestartMode, RestartPolicy, STOP_SIGNALS};
 pub use spec::{
     BuildStep, Deployment, DeploymentSpec, FieldViolation, Listen, Readiness, Resources,
     RuntimeKind, validate_deployment_name, validate_spec,

@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeploymentId, Timestamp};
+use super::{DeploymentId, HealthCheck, RestartPolicy, Timestamp};
 
 /// Where a deployment's workloads run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -86,6 +86,39 @@ pub struct DeploymentSpec {
     pub dockerfile: Option<String>,
     #[serde(default)]
     pub resources: Resources,
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    #[serde(default)]
+    pub liveness: Option<HealthCheck>,
+    /// Environment that is passed on but never shown.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, String>,
+    /// The first signal of a stop; SIGTERM when `None`.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+}
+
+impl DeploymentSpec {
+    /// The first signal of a stop.
+    pub fn stop_signal(&self) -> &str {
+        self.stop_signal.as_deref().unwrap_or("SIGTERM")
+    }
+
+    /// The workload's environment: `env` and the secrets.
+    pub fn full_env(&self) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        env.extend(self.secret_env.clone());
+        env
+    }
+
+    /// The secret values, to be masked wherever text leaves Slipway.
+    pub fn secret_values(&self) -> Vec<String> {
+        self.secret_env
+            .values()
+            .filter(|value| !value.is_empty())
+            .cloned()
+            .collect()
+    }
 }
 
 impl DeploymentSpec {
@@ -215,6 +248,37 @@ pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
             ));
         }
     }
+    for (name, value) in &spec.secret_env {
+        if !is_env_name(name) {
+            violations.push(FieldViolation::new(
+                format!("spec.secret_env[{name}]"),
+                "an environment variable name is letters, digits and '_', not starting with a digit",
+            ));
+        } else if spec.env.contains_key(name) || (name == "PORT" && spec.listen.is_some()) {
+            violations.push(FieldViolation::new(
+                format!("spec.secret_env[{name}]"),
+                "is also set in spec.env (or is PORT)",
+            ));
+        }
+        if value.contains('\0') {
+            violations.push(FieldViolation::new(
+                format!("spec.secret_env[{name}]"),
+                "the value must not contain a NUL byte",
+            ));
+        }
+    }
+    if let Some(signal) = &spec.stop_signal {
+        if !super::STOP_SIGNALS.contains(&signal.as_str()) {
+            violations.push(FieldViolation::new(
+                "spec.stop_signal",
+                format!("must be one of {}", super::STOP_SIGNALS.join(", ")),
+            ));
+        }
+    }
+    validate_policy(&spec.restart_policy, &mut violations);
+    if let Some(check) = &spec.liveness {
+        validate_check(check, spec.listen.is_some(), &mut violations);
+    }
     match &spec.readiness {
         Readiness::Tcp | Readiness::Http { .. } if spec.listen.is_none() => {
             violations.push(FieldViolation::new(
@@ -254,6 +318,79 @@ pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
         ));
     }
     violations
+}
+
+fn validate_policy(policy: &super::RestartPolicy, violations: &mut Vec<FieldViolation>) {
+    let field = |name: &str| format!("spec.restart_policy.{name}");
+    if policy.window.is_zero() {
+        violations.push(FieldViolation::new(
+            field("window_seconds"),
+            "must be at least 1",
+        ));
+    }
+    if policy.initial_backoff < Duration::from_millis(10) {
+        violations.push(FieldViolation::new(
+            field("initial_backoff_ms"),
+            "must be at least 10",
+        ));
+    }
+    if policy.max_backoff < policy.initial_backoff {
+        violations.push(FieldViolation::new(
+            field("max_backoff_ms"),
+            "must be at least initial_backoff_ms",
+        ));
+    }
+    if !(100..=1000).contains(&policy.backoff_factor_percent) {
+        violations.push(FieldViolation::new(
+            field("backoff_factor"),
+            "must be between 1 and 10",
+        ));
+    }
+    if policy.jitter_percent > 100 {
+        violations.push(FieldViolation::new(
+            field("jitter_percent"),
+            "must be at most 100",
+        ));
+    }
+}
+
+fn validate_check(check: &super::HealthCheck, listens: bool, violations: &mut Vec<FieldViolation>) {
+    match &check.probe {
+        super::Probe::Tcp | super::Probe::Http { .. } if !listens => {
+            violations.push(FieldViolation::new(
+                "spec.liveness",
+                "a tcp or http check needs spec.listen",
+            ));
+        }
+        super::Probe::Http { path } if !path.starts_with('/') => {
+            violations.push(FieldViolation::new(
+                "spec.liveness.http.path",
+                "must start with '/'",
+            ));
+        }
+        super::Probe::Exec { command } => {
+            check_argv("spec.liveness.exec.command", command, violations)
+        }
+        _ => {}
+    }
+    if check.interval < Duration::from_millis(100) {
+        violations.push(FieldViolation::new(
+            "spec.liveness.interval_ms",
+            "must be at least 100",
+        ));
+    }
+    if check.timeout < Duration::from_millis(10) {
+        violations.push(FieldViolation::new(
+            "spec.liveness.timeout_ms",
+            "must be at least 10",
+        ));
+    }
+    if check.failure_threshold == 0 {
+        violations.push(FieldViolation::new(
+            "spec.liveness.failure_threshold",
+            "must be at least 1",
+        ));
+    }
 }
 
 fn validate_docker(spec: &DeploymentSpec, violations: &mut Vec<FieldViolation>) {
@@ -342,6 +479,10 @@ mod tests {
             image: None,
             dockerfile: None,
             resources: Resources::default(),
+            restart_policy: RestartPolicy::default(),
+            liveness: None,
+            secret_env: BTreeMap::new(),
+            stop_signal: None,
         }
     }
 

@@ -29,6 +29,12 @@ pub struct Workload {
     pub stopped_at: Option<Timestamp>,
     /// The revision of the event that last changed the workload: watch from here.
     pub revision: u64,
+    /// Restarts by the restart policy in the current streak.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// When the restart policy runs it again, while it waits.
+    #[serde(default)]
+    pub next_restart_at: Option<Timestamp>,
 }
 
 impl Workload {
@@ -52,6 +58,8 @@ impl Workload {
             started_at: None,
             stopped_at: None,
             revision: 0,
+            restart_count: 0,
+            next_restart_at: None,
         }
     }
 }

@@ -12,6 +12,8 @@ pub struct LogSink {
     workload_id: WorkloadId,
     generation: u64,
     stage: watch::Receiver<Stage>,
+    /// Secret values, masked in every line.
+    redactions: std::sync::Arc<Vec<String>>,
 }
 
 impl LogSink {
@@ -26,12 +28,29 @@ impl LogSink {
             workload_id,
             generation,
             stage,
+            redactions: std::sync::Arc::new(Vec::new()),
         }
+    }
+
+    /// The same sink, masking these values wherever they appear in a line.
+    pub fn with_redactions(mut self, values: Vec<String>) -> Self {
+        self.redactions = std::sync::Arc::new(
+            values
+                .into_iter()
+                .filter(|value| !value.is_empty())
+                .collect(),
+        );
+        self
     }
 
     /// Hands a line over; waits while the pipeline is full (back-pressure on the
     /// workload's output rather than a lost line).
-    pub async fn send(&self, line: NewLogLine) {
+    pub async fn send(&self, mut line: NewLogLine) {
+        for secret in self.redactions.iter() {
+            if line.message.contains(secret.as_str()) {
+                line.message = line.message.replace(secret.as_str(), "********");
+            }
+        }
         let stage = *self.stage.borrow();
         let message = Message::Line {
             workload_id: self.workload_id.clone(),

@@ -4,6 +4,7 @@
 
 mod error;
 mod paths;
+mod policy;
 mod ports;
 mod progress;
 mod readiness;
@@ -215,7 +216,10 @@ impl Orchestrator {
         };
         self.inner
             .events
-            .commit(StateWrite::CreateDeployment(deployment.clone()), event)
+            .commit(
+                StateWrite::CreateDeployment(Box::new(deployment.clone())),
+                event,
+            )
             .await?;
         Ok(deployment)
     }

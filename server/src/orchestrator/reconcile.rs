@@ -8,7 +8,7 @@ use crate::{
     domain::{
         DeploymentSpec, EventKind, Health, LogLevel, NewEvent, Stage, Timestamp, Workload, now,
     },
-    runtime::{LogResume, Reclaimed, RuntimeHandle},
+    runtime::{LogResume, Reclaimed, RunContext, RuntimeHandle},
     store::StateWrite,
 };
 
@@ -26,6 +26,9 @@ impl Orchestrator {
                 continue;
             }
             self.reconcile_one(workload).await?;
+        }
+        for workload in self.inner.store.workloads_awaiting_restart().await? {
+            self.apply_restart_policy_of(&workload.id).await?;
         }
         Ok(())
     }
@@ -78,20 +81,35 @@ impl Orchestrator {
                         };
                         let id = workload.id.clone();
                         tracing::info!(workload_id = %id, runtime_id = %instance.handle.runtime_id, "adopted");
+                        let Some(deployment) = deployment else {
+                            return Ok(());
+                        };
+                        let context = RunContext {
+                            workload_id: workload.id.clone(),
+                            deployment_id: deployment.id.clone(),
+                            deployment_name: deployment.name.clone(),
+                            generation: workload.generation,
+                            service_dir: self.inner.root.join(&deployment.service_path),
+                            spec: deployment.spec.clone(),
+                            port: workload.port,
+                        };
                         let supervisor = Supervisor::adopt(
                             self.inner.clone(),
                             workload,
                             runtime,
+                            context,
                             instance,
                             lease,
-                            grace,
                         );
                         self.spawn_adopted_supervisor(supervisor, id);
                         return Ok(());
                     }
                     Ok(Reclaimed::Adopted(instance)) => {
                         // Caught half-way through deploy or stop: finish the stop.
-                        let _ = runtime.stop(&instance, grace).await;
+                        let signal = deployment
+                            .as_ref()
+                            .map_or("SIGTERM", |deployment| deployment.spec.stop_signal());
+                        let _ = runtime.stop(&instance, signal, grace).await;
                         "its instance was stopped"
                     }
                     Ok(Reclaimed::Stopped) => "its process was stopped",
@@ -105,7 +123,18 @@ impl Orchestrator {
                     }
                 }
             }
-            _ => "nothing had started",
+            (Some(runtime), None) => {
+                // Killed before an instance was recorded (in validate or build): what
+                // it had started is found by the workload's mark and removed.
+                match runtime.remove(&workload.id).await {
+                    Ok(()) => "what it had started was stopped",
+                    Err(error) => {
+                        tracing::warn!(%error, workload_id = %workload.id, "cleaning up failed");
+                        "what it had started could not be checked"
+                    }
+                }
+            }
+            (None, _) => "its runtime is not available",
         };
         let stage = workload.stage;
         let reason = format!("{ORCHESTRATOR_RESTARTED} while the workload was in {stage}: {found}");
@@ -123,8 +152,21 @@ impl Orchestrator {
             .events
             .commit(StateWrite::UpdateWorkload(next), event)
             .await?;
-        self.inner.logs.seal(&workload.id, true).await;
         tracing::info!(workload_id = %workload.id, %stage, found, "reconciled");
+        // The run ended without anyone watching: its restart policy applies now.
+        self.apply_restart_policy_of(&workload.id).await
+    }
+
+    /// Hands a workload whose run is over to its supervisor's restart policy
+    /// (which also resumes a restart that was pending when Slipway stopped).
+    async fn apply_restart_policy_of(
+        &self,
+        id: &crate::domain::WorkloadId,
+    ) -> Result<(), OrchestratorError> {
+        let supervisor = self.supervisor(id, None).await?;
+        let _ = supervisor
+            .send(super::supervisor::Command::ApplyRestartPolicy)
+            .await;
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use super::{
     readiness,
 };
 use crate::{
-    domain::{LogLevel, Stage},
+    domain::{Health, HealthCheck, LogLevel, Probe, Readiness, Stage},
     logs::LogSink,
     runtime::{ExitStatus, Instance, RunContext, Runtime, RuntimeError, RuntimeHandle},
 };
@@ -28,6 +28,8 @@ pub enum RunEvent {
     },
     /// The readiness check passed.
     Ready,
+    /// The liveness check's verdict changed.
+    Health(Health, String),
     /// The run is over; its port is released and its output read.
     Finished(RunOutcome),
 }
@@ -137,7 +139,7 @@ async fn drive(
             };
         }
         grace = stop_requested(stop, default_grace) => {
-            let status = stop_instance(runtime.as_ref(), &instance, grace, &logs).await;
+            let status = stop_instance(runtime.as_ref(), &instance, spec.stop_signal(), grace, &logs).await;
             return RunOutcome::Stopped(status);
         }
     };
@@ -145,7 +147,14 @@ async fn drive(
         logs.system(LogLevel::Error, format!("readiness: {reason}"))
             .await;
         let grace = spec.stop_grace_period;
-        let status = stop_instance(runtime.as_ref(), &instance, grace, &logs).await;
+        let status = stop_instance(
+            runtime.as_ref(),
+            &instance,
+            spec.stop_signal(),
+            grace,
+            &logs,
+        )
+        .await;
         return RunOutcome::Failed {
             stage: Stage::Deploy,
             reason: format!("readiness check failed: {reason}"),
@@ -156,11 +165,13 @@ async fn drive(
 
     watch_instance(
         runtime.as_ref(),
+        &inputs.context,
         &instance,
         lease,
         stop,
         default_grace,
         &logs,
+        events,
     )
     .await
 }
@@ -211,44 +222,132 @@ async fn start_with_port(
     ))
 }
 
-/// Watches a running instance until it exits or a stop is asked; the port lease
-/// is released before the outcome is reported.
+/// Watches a running instance until it exits, a stop is asked, or its liveness
+/// check fails; the port lease is released before the outcome is reported.
+#[allow(clippy::too_many_arguments)]
 async fn watch_instance(
     runtime: &dyn Runtime,
+    context: &RunContext,
     instance: &Instance,
     lease: Option<PortLease>,
     stop: &mut watch::Receiver<Option<Duration>>,
     default_grace: Duration,
     logs: &LogSink,
+    events: &mpsc::Sender<RunEvent>,
 ) -> RunOutcome {
+    let signal = context.spec.stop_signal();
     let outcome = tokio::select! {
         status = instance.exited() => RunOutcome::Exited(status),
         grace = stop_requested(stop, default_grace) => {
-            RunOutcome::Stopped(stop_instance(runtime, instance, grace, logs).await)
+            RunOutcome::Stopped(stop_instance(runtime, instance, signal, grace, logs).await)
+        }
+        reason = liveness(runtime, context, instance, events) => {
+            logs.system(LogLevel::Error, format!("liveness check failed: {reason}")).await;
+            let status = stop_instance(runtime, instance, signal, context.spec.stop_grace_period, logs).await;
+            RunOutcome::Failed {
+                stage: Stage::Running,
+                reason: format!("liveness check failed: {reason}"),
+                exit: status,
+            }
         }
     };
     drop(lease);
     outcome
 }
 
+/// Runs the liveness check, reporting each change of verdict; resolves with the
+/// last failure once `failure_threshold` checks in a row failed. Never resolves
+/// without a check.
+async fn liveness(
+    runtime: &dyn Runtime,
+    context: &RunContext,
+    instance: &Instance,
+    events: &mpsc::Sender<RunEvent>,
+) -> String {
+    let Some(check) = context.spec.liveness.clone() else {
+        return std::future::pending().await;
+    };
+    let HealthCheck {
+        probe,
+        interval,
+        timeout,
+        failure_threshold,
+    } = check;
+    let mut failures = 0;
+    let mut health = Health::Unknown;
+    loop {
+        tokio::time::sleep(interval).await;
+        let port = context.port.unwrap_or_default();
+        let verdict = match &probe {
+            Probe::Tcp => attempt(readiness::probe_once(&Readiness::Tcp, port), timeout).await,
+            Probe::Http { path } => {
+                let readiness = Readiness::Http { path: path.clone() };
+                attempt(readiness::probe_once(&readiness, port), timeout).await
+            }
+            Probe::Exec { command } => {
+                match runtime.exec(context, instance, command, timeout).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(format!("{} failed or timed out", command.join(" "))),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+        };
+        match verdict {
+            Ok(()) => {
+                failures = 0;
+                if health != Health::Healthy {
+                    health = Health::Healthy;
+                    let _ = events
+                        .send(RunEvent::Health(health, "liveness check passed".to_owned()))
+                        .await;
+                }
+            }
+            Err(reason) => {
+                failures += 1;
+                if failures >= failure_threshold {
+                    let message = format!("{reason} ({failures} times in a row)");
+                    let _ = events
+                        .send(RunEvent::Health(Health::Unhealthy, message.clone()))
+                        .await;
+                    return message;
+                }
+            }
+        }
+    }
+}
+
+async fn attempt(
+    probe: impl std::future::Future<Output = readiness::ProbeResult>,
+    timeout: Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(readiness::ProbeResult::Ready) => Ok(()),
+        Ok(readiness::ProbeResult::NotReady(reason)) => Err(reason),
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+    }
+}
+
 /// Follows an instance adopted at start-up (it is running already) like a run
 /// that has just become ready.
 pub async fn adopted(
     runtime: Arc<dyn Runtime>,
+    context: RunContext,
     instance: Instance,
     lease: Option<PortLease>,
     logs: LogSink,
-    default_grace: Duration,
     events: mpsc::Sender<RunEvent>,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
+    let grace = context.spec.stop_grace_period;
     let outcome = watch_instance(
         runtime.as_ref(),
+        &context,
         &instance,
         lease,
         &mut stop,
-        default_grace,
+        grace,
         &logs,
+        &events,
     )
     .await;
     let _ = events.send(RunEvent::Finished(outcome)).await;
@@ -257,10 +356,11 @@ pub async fn adopted(
 async fn stop_instance(
     runtime: &dyn Runtime,
     instance: &Instance,
+    signal: &str,
     grace: Duration,
     logs: &LogSink,
 ) -> Option<ExitStatus> {
-    match runtime.stop(instance, grace).await {
+    match runtime.stop(instance, signal, grace).await {
         Ok(status) => Some(status),
         Err(error) => {
             logs.system(LogLevel::Error, format!("stopping failed: {error}"))

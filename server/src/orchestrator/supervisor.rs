@@ -47,6 +47,9 @@ pub enum Command {
         grace: Duration,
         reply: oneshot::Sender<()>,
     },
+    /// The run ended while no Slipway watched it (found at start-up): the restart
+    /// policy decides, as for any run that ended by itself.
+    ApplyRestartPolicy,
 }
 
 struct ActiveRun {
@@ -63,15 +66,19 @@ struct AfterStop {
 }
 
 pub struct Supervisor {
-    inner: Arc<Inner>,
-    workload: Workload,
+    pub(super) inner: Arc<Inner>,
+    pub(super) workload: Workload,
     /// The stage log lines are tagged with; the run task moves it through build and deploy.
     stage: Arc<watch::Sender<Stage>>,
     run: Option<ActiveRun>,
     after_stop: AfterStop,
+    /// Secret values of the deployment, masked in the workload's log.
+    secrets: Vec<String>,
+    /// The restart policy's state: the pending restart and the recent ones.
+    pub(super) restarts: super::policy::RestartState,
 }
 
-enum Flow {
+pub(super) enum Flow {
     Continue,
     Exit,
 }
@@ -85,6 +92,8 @@ impl Supervisor {
             stage,
             run: None,
             after_stop: AfterStop::default(),
+            secrets: Vec::new(),
+            restarts: super::policy::RestartState::default(),
         }
     }
 
@@ -94,20 +103,21 @@ impl Supervisor {
         inner: Arc<Inner>,
         workload: Workload,
         runtime: Arc<dyn Runtime>,
+        context: RunContext,
         instance: Instance,
         lease: Option<PortLease>,
-        default_grace: Duration,
     ) -> Self {
         let mut supervisor = Self::new(inner, workload);
+        supervisor.secrets = context.spec.secret_values();
         let (stop, stop_receiver) = watch::channel(None);
         let (events, event_receiver) = mpsc::channel(16);
         let logs = supervisor.logs();
         tokio::spawn(run::adopted(
             runtime,
+            context,
             instance,
             lease,
             logs,
-            default_grace,
             events,
             stop_receiver,
         ));
@@ -133,6 +143,7 @@ impl Supervisor {
                     None => Flow::Exit,
                 },
                 event = next_run_event(&mut self.run) => self.on_run_event(event).await,
+                () = super::policy::restart_due(&mut self.restarts) => self.policy_restart().await,
             };
             if let Flow::Exit = flow {
                 break;
@@ -141,15 +152,18 @@ impl Supervisor {
         self.inner.forget_supervisor(&self.workload.id);
     }
 
-    fn logs(&self) -> LogSink {
-        self.inner.logs.sink(
-            self.workload.id.clone(),
-            self.workload.generation,
-            self.stage.subscribe(),
-        )
+    pub(super) fn logs(&self) -> LogSink {
+        self.inner
+            .logs
+            .sink(
+                self.workload.id.clone(),
+                self.workload.generation,
+                self.stage.subscribe(),
+            )
+            .with_redactions(self.secrets.clone())
     }
 
-    async fn system(&self, level: LogLevel, message: impl Into<String>) {
+    pub(super) async fn system(&self, level: LogLevel, message: impl Into<String>) {
         self.logs().system(level, message).await;
     }
 
@@ -169,6 +183,10 @@ impl Supervisor {
                 format!("already {stage}; use restart to run it again")
             }
             (Operation::Start, Stage::Running) => "already running".to_owned(),
+            // A stop while the restart policy waits cancels the restart.
+            (Operation::Stop, Stage::Stopped | Stage::Failed) if self.restarts.pending() => {
+                return None;
+            }
             (Operation::Stop, Stage::Stopped | Stage::Failed) => format!("already {stage}"),
             (Operation::Stop, _) => return None,
             (Operation::Restart, Stage::Running | Stage::Stopped | Stage::Failed) => return None,
@@ -210,6 +228,15 @@ impl Supervisor {
                 self.after_stop.restart = false;
                 if let Err(error) = self.stop(None, "deleting").await {
                     tracing::error!(%error, workload_id = %self.workload.id, "stopping for a delete failed");
+                }
+                Flow::Continue
+            }
+            Command::ApplyRestartPolicy => {
+                if self.run.is_none()
+                    && self.workload.stage.is_terminal()
+                    && !self.apply_restart_policy().await
+                {
+                    self.inner.logs.seal(&self.workload.id, true).await;
                 }
                 Flow::Continue
             }
@@ -257,7 +284,7 @@ impl Supervisor {
         }
     }
 
-    async fn deployment(&self) -> Result<Deployment, OrchestratorError> {
+    pub(super) async fn deployment(&self) -> Result<Deployment, OrchestratorError> {
         self.inner
             .store
             .get_deployment(&self.workload.deployment_id)
@@ -299,7 +326,11 @@ impl Supervisor {
     }
 
     /// Commits `next` as the workload's state, with an update event.
-    async fn save(&mut self, next: Workload, message: &str) -> Result<(), OrchestratorError> {
+    pub(super) async fn save(
+        &mut self,
+        next: Workload,
+        message: &str,
+    ) -> Result<(), OrchestratorError> {
         let event = NewEvent::workload(EventKind::WorkloadUpdated, &next, message);
         let committed = self
             .inner
@@ -315,6 +346,8 @@ impl Supervisor {
     async fn start_run(&mut self, why: &str) -> Result<(), OrchestratorError> {
         let deployment = self.deployment().await?;
         let runtime = self.inner.runtime(deployment.spec.runtime);
+        self.secrets = deployment.spec.secret_values();
+        self.restarts.run_started = Some(std::time::Instant::now());
         self.inner.logs.seal(&self.workload.id, false).await;
         self.system(
             LogLevel::Info,
@@ -388,7 +421,7 @@ impl Supervisor {
                 }
                 Ok(())
             }
-            stage if stage.is_terminal() => Ok(()),
+            stage if stage.is_terminal() => self.cancel_restart(why).await,
             _ => {
                 let grace = match grace {
                     Some(grace) => grace,
@@ -409,6 +442,9 @@ impl Supervisor {
     }
 
     async fn restart(&mut self) -> Result<(), OrchestratorError> {
+        // A restart on request starts a new streak for the restart policy.
+        self.restarts.forget();
+        self.workload.restart_count = 0;
         if self.workload.stage == Stage::Running {
             self.after_stop.restart = true;
             return self.stop(None, "restart requested").await;
@@ -417,9 +453,10 @@ impl Supervisor {
     }
 
     /// Runs the pipeline again as the next generation (the run is over).
-    async fn next_generation(&mut self) -> Result<(), OrchestratorError> {
+    pub(super) async fn next_generation(&mut self) -> Result<(), OrchestratorError> {
         let generation = self.workload.generation + 1;
         self.transition(Stage::Pending, "restart", |workload| {
+            workload.next_restart_at = None;
             workload.generation = generation;
             workload.health = Health::Unknown;
             workload.port = None;
@@ -462,6 +499,20 @@ impl Supervisor {
                 .await
             }
             RunEvent::Ready => Ok(()),
+            RunEvent::Health(health, message) => {
+                let level = if health == Health::Unhealthy {
+                    LogLevel::Warn
+                } else {
+                    LogLevel::Info
+                };
+                self.system(level, format!("health: {} ({message})", health.as_str()))
+                    .await;
+                let mut next = self.workload.clone();
+                next.health = health;
+                next.updated_at = now();
+                self.save(next, &format!("{}: {message}", health.as_str()))
+                    .await
+            }
             RunEvent::Finished(outcome) => {
                 self.run = None;
                 return self.finish(outcome).await;
@@ -551,6 +602,10 @@ impl Supervisor {
             if let Err(error) = self.next_generation().await {
                 tracing::error!(%error, workload_id = %self.workload.id, "restarting failed");
             }
+            return Flow::Continue;
+        }
+        // A run that ended by itself is handed to the restart policy.
+        if !stopping && self.apply_restart_policy().await {
             return Flow::Continue;
         }
         self.inner.logs.seal(&self.workload.id, true).await;

@@ -33,7 +33,7 @@ impl RunContext {
     /// The environment of build steps and of the workload: the spec's env, and
     /// `PORT` when the workload has one.
     pub fn env(&self) -> BTreeMap<String, String> {
-        let mut env = self.spec.env.clone();
+        let mut env = self.spec.full_env();
         if let Some(port) = self.port {
             env.insert("PORT".to_owned(), port.to_string());
         }
@@ -173,9 +173,24 @@ pub trait Runtime: Send + Sync + 'static {
     /// Starts an instance; its output goes to `logs` until it exits.
     async fn start(&self, context: &RunContext, logs: &LogSink) -> Result<Instance, RuntimeError>;
 
-    /// Stops an instance: the stop signal, up to `grace` for it to exit, then a
-    /// kill. Returns once it has exited.
-    async fn stop(&self, instance: &Instance, grace: Duration) -> Result<ExitStatus, RuntimeError>;
+    /// Stops an instance: `signal` (a name like `SIGTERM`), up to `grace` for it
+    /// to exit, then a kill. Returns once it has exited.
+    async fn stop(
+        &self,
+        instance: &Instance,
+        signal: &str,
+        grace: Duration,
+    ) -> Result<ExitStatus, RuntimeError>;
+
+    /// Runs `command` for a health check, in the service directory (process) or
+    /// in the container; `Ok(true)` when it exits 0 within `timeout`.
+    async fn exec(
+        &self,
+        context: &RunContext,
+        instance: &Instance,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<bool, RuntimeError>;
 
     /// Deals with an instance an earlier Slipway left running: adopts it when the
     /// runtime can follow it again, else stops it (`grace` as for `stop`).

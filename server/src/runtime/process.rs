@@ -24,6 +24,53 @@ use crate::{
     logs::LogSink,
 };
 
+/// The environment variable that carries the workload id into its processes.
+pub const WORKLOAD_ENV: &str = "SLIPWAY_WORKLOAD_ID";
+
+/// The pids of live processes whose environment names `workload_id` (read from
+/// /proc; processes of other users cannot be read and are not ours).
+pub fn tagged_processes(workload_id: &WorkloadId) -> Vec<Pid> {
+    let wanted = format!("{WORKLOAD_ENV}={workload_id}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != std::process::id() as i32)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|byte| *byte == 0)
+                    .any(|entry| entry == wanted.as_bytes())
+            })
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// Stops every tagged process of a workload: SIGTERM, up to `grace`, SIGKILL.
+async fn stop_tagged(workload_id: &WorkloadId, grace: Duration) -> usize {
+    let found = tagged_processes(workload_id);
+    if found.is_empty() {
+        return 0;
+    }
+    for pid in &found {
+        let _ = nix::sys::signal::kill(*pid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while !tagged_processes(workload_id).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for pid in tagged_processes(workload_id) {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + KILL_WAIT;
+    while !tagged_processes(workload_id).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    found.len()
+}
+
 /// How long the output of an exited process is still read (children that keep
 /// its pipes open are killed with it; this bounds the rest).
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
@@ -133,6 +180,9 @@ fn command_for(
         .args(arguments)
         .current_dir(&context.service_dir)
         .envs(env)
+        // Marks every process of the workload, build steps included, so that one
+        // left behind by an earlier Slipway can be found and stopped.
+        .env(WORKLOAD_ENV, context.workload_id.as_str())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -309,20 +359,52 @@ impl Runtime for ProcessRuntime {
         Ok(Instance::new(handle, exit))
     }
 
-    async fn stop(&self, instance: &Instance, grace: Duration) -> Result<ExitStatus, RuntimeError> {
+    async fn stop(
+        &self,
+        instance: &Instance,
+        signal: &str,
+        grace: Duration,
+    ) -> Result<ExitStatus, RuntimeError> {
         let Some(pgid) = pid_of(&instance.handle) else {
             return Ok(instance.exited().await);
         };
         if let Some(status) = instance.exit_status() {
             return Ok(status);
         }
-        signal_group(pgid, Signal::SIGTERM);
+        let first = signal.parse::<Signal>().unwrap_or(Signal::SIGTERM);
+        signal_group(pgid, first);
         if let Ok(status) = tokio::time::timeout(grace, instance.exited()).await {
             return Ok(status);
         }
         signal_group(pgid, Signal::SIGKILL);
         let status = instance.exited().await;
         Ok(status)
+    }
+
+    async fn exec(
+        &self,
+        context: &RunContext,
+        _instance: &Instance,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<bool, RuntimeError> {
+        let mut command = command_for(command, context, &context.env())?;
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = command.spawn().map_err(|source| RuntimeError::Io {
+            context: "starting a health check".to_owned(),
+            source,
+        })?;
+        let pgid = child.id().map(|pid| Pid::from_raw(pid as i32));
+        let _guard = KillOnDrop { pgid };
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(Ok(status)) => Ok(status.success()),
+            Ok(Err(source)) => Err(RuntimeError::Io {
+                context: "waiting for a health check".to_owned(),
+                source,
+            }),
+            // The guard kills it.
+            Err(_elapsed) => Ok(false),
+        }
     }
 
     async fn reclaim(
@@ -332,14 +414,23 @@ impl Runtime for ProcessRuntime {
         _resume: LogResume,
         grace: Duration,
     ) -> Result<Reclaimed, RuntimeError> {
+        let leftovers = stop_tagged(logs.workload_id(), grace).await;
         let Some(pgid) = pid_of(handle) else {
-            return Ok(Reclaimed::Gone);
+            return Ok(if leftovers > 0 {
+                Reclaimed::Stopped
+            } else {
+                Reclaimed::Gone
+            });
         };
         let pid = pgid.as_raw() as u32;
         let same_process = handle.process_start_time.is_some()
             && process_start_time(pid) == handle.process_start_time;
         if !same_process {
-            return Ok(Reclaimed::Gone);
+            return Ok(if leftovers > 0 {
+                Reclaimed::Stopped
+            } else {
+                Reclaimed::Gone
+            });
         }
         logs.system(
             LogLevel::Warn,
@@ -354,8 +445,10 @@ impl Runtime for ProcessRuntime {
         Ok(Reclaimed::Stopped)
     }
 
-    async fn remove(&self, _workload_id: &WorkloadId) -> Result<(), RuntimeError> {
-        // A stopped process leaves nothing behind.
+    async fn remove(&self, workload_id: &WorkloadId) -> Result<(), RuntimeError> {
+        // A stopped workload leaves nothing behind, unless a process escaped its
+        // group (setsid) or an earlier Slipway left one: those go now.
+        stop_tagged(workload_id, Duration::from_secs(5)).await;
         Ok(())
     }
 }

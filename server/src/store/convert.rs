@@ -65,6 +65,8 @@ pub fn workload_row(workload: &Workload) -> entities::workload::Model {
         started_at: workload.started_at.map(|time| time.0),
         stopped_at: workload.stopped_at.map(|time| time.0),
         revision: workload.revision as i64,
+        restart_count: workload.restart_count as i32,
+        next_restart_at: workload.next_restart_at.map(|time| time.0),
     }
 }
 
@@ -87,6 +89,8 @@ pub fn workload(row: entities::workload::Model) -> StoreResult<Workload> {
         started_at: row.started_at.map(Timestamp),
         stopped_at: row.stopped_at.map(Timestamp),
         revision: row.revision as u64,
+        restart_count: row.restart_count.max(0) as u32,
+        next_restart_at: row.next_restart_at.map(Timestamp),
     })
 }
 

@@ -48,6 +48,8 @@ pub mod workload {
         pub started_at: Option<i64>,
         pub stopped_at: Option<i64>,
         pub revision: i64,
+        pub restart_count: i32,
+        pub next_restart_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,7 +6,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateTables)]
+        vec![Box::new(CreateTables), Box::new(AddRestartState)]
     }
 }
 
@@ -158,5 +158,43 @@ impl MigrationTrait for CreateTables {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// The restart policy's state on a workload.
+struct AddRestartState;
+
+impl MigrationName for AddRestartState {
+    fn name(&self) -> &str {
+        "m20261123_000002_add_restart_state"
+    }
+}
+
+#[derive(DeriveIden)]
+enum RestartState {
+    RestartCount,
+    NextRestartAt,
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for AddRestartState {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters one column at a time.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Workloads::Table)
+                    .add_column(integer(RestartState::RestartCount).default(0))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Workloads::Table)
+                    .add_column(big_integer_null(RestartState::NextRestartAt))
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::{Deployment, DeploymentId, Event, Stage, Timestamp, Workload,
 /// A change of state, committed together with its event.
 #[derive(Debug, Clone)]
 pub enum StateWrite {
-    CreateDeployment(Deployment),
+    CreateDeployment(Box<Deployment>),
     DeleteDeployment(DeploymentId),
     CreateWorkload(Workload),
     UpdateWorkload(Workload),
@@ -240,6 +240,21 @@ impl Store {
             .all(&self.db)
             .await
             .map_err(database("listing a deployment's workloads"))?
+            .into_iter()
+            .map(convert::workload)
+            .collect()
+    }
+
+    /// Workloads whose restart policy had a restart pending.
+    pub async fn workloads_awaiting_restart(&self) -> StoreResult<Vec<Workload>> {
+        workload::Entity::find()
+            .filter(workload::Column::NextRestartAt.is_not_null())
+            .filter(
+                workload::Column::Stage.is_in([Stage::Stopped.as_str(), Stage::Failed.as_str()]),
+            )
+            .all(&self.db)
+            .await
+            .map_err(database("listing workloads awaiting a restart"))?
             .into_iter()
             .map(convert::workload)
             .collect()

@@ -476,14 +476,19 @@ impl Runtime for DockerRuntime {
         ))
     }
 
-    async fn stop(&self, instance: &Instance, grace: Duration) -> Result<ExitStatus, RuntimeError> {
+    async fn stop(
+        &self,
+        instance: &Instance,
+        first_signal: &str,
+        grace: Duration,
+    ) -> Result<ExitStatus, RuntimeError> {
         if let Some(status) = instance.exit_status() {
             return Ok(status);
         }
         let docker = self.docker().await?;
         let id = &instance.handle.runtime_id;
         let signal = |name: &str| KillContainerOptionsBuilder::new().signal(name).build();
-        match docker.kill_container(id, Some(signal("SIGTERM"))).await {
+        match docker.kill_container(id, Some(signal(first_signal))).await {
             Ok(()) => {}
             // Not running any more: it is exiting by itself.
             Err(DockerError::DockerResponseServerError {
@@ -504,6 +509,45 @@ impl Runtime for DockerRuntime {
             Err(error) => return Err(engine_error("killing the container", error)),
         }
         Ok(instance.exited().await)
+    }
+
+    async fn exec(
+        &self,
+        _context: &RunContext,
+        instance: &Instance,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<bool, RuntimeError> {
+        let docker = self.docker().await?;
+        let id = &instance.handle.runtime_id;
+        let options = bollard::models::ExecConfig {
+            cmd: Some(command.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..bollard::models::ExecConfig::default()
+        };
+        let created = docker
+            .create_exec(id, options)
+            .await
+            .map_err(|error| engine_error("creating a health check", error))?;
+        let run = async {
+            if let bollard::exec::StartExecResults::Attached { mut output, .. } = docker
+                .start_exec(&created.id, None)
+                .await
+                .map_err(|error| engine_error("running a health check", error))?
+            {
+                while output.next().await.is_some() {}
+            }
+            let inspected = docker
+                .inspect_exec(&created.id)
+                .await
+                .map_err(|error| engine_error("inspecting a health check", error))?;
+            Ok::<bool, RuntimeError>(inspected.exit_code == Some(0))
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_elapsed) => Ok(false),
+        }
     }
 
     async fn reclaim(
