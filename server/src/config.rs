@@ -30,6 +30,12 @@ pub struct ServeConfig {
     #[arg(long, env = "SLIPWAY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
 
+    /// What a shutdown does to running process workloads: `stop` them (within
+    /// the shutdown grace period) or `leave` them running (the next start of
+    /// Slipway stops them and marks them failed, as their output is lost).
+    #[arg(long, env = "SLIPWAY_ON_SHUTDOWN", default_value = "stop", value_parser = ["stop", "leave"])]
+    pub on_shutdown: String,
+
     /// Log lines kept per workload; the oldest are dropped first.
     #[arg(long, env = "SLIPWAY_LOG_RETENTION_LINES", default_value_t = 100_000)]
     pub log_retention_lines: u64,
@@ -54,6 +60,7 @@ impl ServeConfig {
             root,
             port_range: 3100..=3200,
             shutdown_grace_seconds: 10,
+            on_shutdown: "stop".to_owned(),
             log_retention_lines: 100_000,
             log_retention_bytes: 64 * 1024 * 1024,
             event_retention: 100_000,

@@ -84,6 +84,7 @@ pub async fn serve(
     let settings = Settings {
         root: root.clone(),
         shutdown_grace: Duration::from_secs(config.shutdown_grace_seconds),
+        leave_on_shutdown: config.on_shutdown == "leave",
         log_retention: LogRetention {
             max_lines: config.log_retention_lines.max(1),
             max_bytes: config.log_retention_bytes.max(1),

@@ -50,6 +50,8 @@ pub struct Settings {
     pub root: PathBuf,
     /// At shutdown, running workloads get at most this long to stop.
     pub shutdown_grace: Duration,
+    /// At shutdown, leave process workloads running instead of stopping them.
+    pub leave_on_shutdown: bool,
     /// How much log each workload keeps.
     pub log_retention: LogRetention,
     /// How many events are kept.
@@ -85,6 +87,7 @@ pub(crate) struct Inner {
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
     root: PathBuf,
     shutdown_grace: Duration,
+    leave_on_shutdown: bool,
     supervisors: Mutex<HashMap<WorkloadId, mpsc::Sender<Command>>>,
 }
 
@@ -130,6 +133,7 @@ impl Orchestrator {
                 .collect(),
             root: settings.root,
             shutdown_grace: settings.shutdown_grace,
+            leave_on_shutdown: settings.leave_on_shutdown,
             supervisors: Mutex::new(HashMap::new()),
         });
         let orchestrator = Orchestrator { inner };

@@ -241,7 +241,10 @@ impl Supervisor {
                 Flow::Continue
             }
             Command::Shutdown { grace, reply } => {
-                if self.run.is_none() || self.outlives_slipway().await {
+                if self.run.is_none()
+                    || self.inner.leave_on_shutdown
+                    || self.outlives_slipway().await
+                {
                     // Nothing runs, or it keeps running and is adopted at the next start.
                     let _ = reply.send(());
                     return Flow::Exit;

@@ -2,7 +2,8 @@
 //!
 //! - `sample-service http`: serves HTTP on `$PORT`: `/` answers `hello from
 //!   generation $GENERATION`, `/health` answers 200, anything else 404. Prints
-//!   `listening on PORT` once it listens and one line per request.
+//!   `listening on PORT` once it listens and one line per request. `/health`
+//!   answers 503 while a file named `unhealthy` exists in the working directory.
 //! - `sample-service lines N`: prints `line 1` … `line N` to stdout, then exits 0.
 //! - `sample-service env NAME`: prints `NAME=value`, then waits to be stopped.
 #![forbid(unsafe_code)]
@@ -31,6 +32,9 @@ fn serve_http() -> std::io::Result<()> {
             .to_owned();
         let (status, body) = match path.as_str() {
             "/" => ("200 OK", greeting.clone()),
+            "/health" if std::path::Path::new("unhealthy").exists() => {
+                ("503 Service Unavailable", "sick\n".to_owned())
+            }
             "/health" => ("200 OK", "ok\n".to_owned()),
             _ => ("404 Not Found", "not found\n".to_owned()),
         };
