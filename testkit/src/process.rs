@@ -24,8 +24,20 @@ impl ServerProcess {
         root: &Path,
         port_range: &str,
     ) -> ServerProcess {
+        Self::start_with_args(binary, data_dir, root, port_range, &[]).await
+    }
+
+    /// As [`ServerProcess::start`], with more flags.
+    pub async fn start_with_args(
+        binary: &str,
+        data_dir: &Path,
+        root: &Path,
+        port_range: &str,
+        extra: &[&str],
+    ) -> ServerProcess {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0", "--port-range", port_range])
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--root")

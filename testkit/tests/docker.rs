@@ -477,4 +477,43 @@ mod needs_docker {
         let status = server.terminate();
         assert!(status.success(), "{status:?}");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_clean_shutdown_leaves_containers_running_and_the_next_start_adopts_them() {
+        require_docker!();
+        let image = test_image();
+        let server = TestServer::start().await;
+        let mut cleanup = Cleanup::new();
+        let (deployment, workload) = server
+            .deploy(
+                DeploymentBuilder::new(unique("steady"))
+                    .image(image)
+                    .command(["sh", "-c", "echo up; while :; do sleep 1; done"])
+                    .stop_grace_period_seconds(1),
+            )
+            .await;
+        cleanup.track(&deployment.id);
+        let running = server.start_workload(&workload.id).await;
+        assert_eq!(running.stage(), Stage::Running, "{}", running.error);
+        let server = server.restart().await;
+        let after = server.client.get_workload(&workload.id).await.expect("get");
+        assert_eq!(after.stage(), Stage::Running);
+        assert_eq!(after.runtime_id, running.runtime_id);
+        assert_eq!(
+            containers_with_label(&workload_label(&workload.id), false),
+            std::slice::from_ref(&running.runtime_id)
+        );
+        let stopped = server.stop_workload(&workload.id).await;
+        assert_eq!(
+            stopped.stage(),
+            Stage::Stopped,
+            "the adopted container is controlled as before"
+        );
+        server
+            .client
+            .delete_deployment(&deployment.id)
+            .await
+            .expect("delete");
+        server.stop().await;
+    }
 }

@@ -2,7 +2,10 @@
 //! stop, Slipway killed during a build and during a run.
 
 use futures::future::join_all;
-use slipway_sdk::{DeploymentBuilder, Error, proto::Stage};
+use slipway_sdk::{
+    DeploymentBuilder, Error,
+    proto::{RestartPolicy, Stage, restart_policy::Mode},
+};
 use slipway_testkit::{
     Dirs, ServerProcess, TestServer, eventually, http_get, port_is_free, port_range,
     process_exists, process_group_exists,
@@ -207,6 +210,35 @@ async fn a_killed_slipway_leaves_no_workload_in_transit_and_no_stale_process() {
         )
         .await
         .expect("deployment");
+    let policed = server
+        .client
+        .create_deployment(
+            DeploymentBuilder::new("policed")
+                .command(["sleep", "300"])
+                .restart_policy(RestartPolicy {
+                    mode: Mode::OnFailure.into(),
+                    initial_backoff_ms: Some(100),
+                    ..RestartPolicy::default()
+                })
+                .stop_grace_period_seconds(1)
+                .build(),
+        )
+        .await
+        .expect("deployment");
+    let restartable = server
+        .client
+        .create_workload(&policed.id)
+        .await
+        .expect("workload");
+    let first = server
+        .client
+        .start_workload(&restartable.id)
+        .await
+        .expect("start")
+        .finish()
+        .await
+        .expect("start");
+    assert_eq!(first.stage(), Stage::Running);
     let in_build = server
         .client
         .create_workload(&building.id)
@@ -270,6 +302,18 @@ async fn a_killed_slipway_leaves_no_workload_in_transit_and_no_stale_process() {
     );
     assert!(!process_group_exists(run_pid));
     assert!(port_is_free(run.port as u16));
+    // The restart policy applies to a run that ended with Slipway: it runs again.
+    let again = server
+        .client
+        .wait_for(&restartable.id, Stage::Running)
+        .await
+        .expect("restarted by its policy");
+    assert_eq!(again.generation, 2);
+    assert_ne!(again.runtime_id, first.runtime_id);
+    assert!(
+        !process_exists(first.runtime_id.parse().expect("pid")),
+        "the stale process is gone"
+    );
     let listed = server
         .client
         .list_workloads(Default::default())
@@ -281,5 +325,51 @@ async fn a_killed_slipway_leaves_no_workload_in_transit_and_no_stale_process() {
             Stage::Validate | Stage::Build | Stage::Deploy | Stage::Stopping
         )
     }));
+    server.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_can_leave_process_workloads_running_for_the_next_start_to_clean_up() {
+    let dirs = Dirs::new();
+    let range = port_range();
+    let range = format!("{}-{}", range.start(), range.end());
+    let leave = ["--on-shutdown", "leave"];
+    let server =
+        ServerProcess::start_with_args(SERVER_PROCESS, &dirs.data, &dirs.root, &range, &leave)
+            .await;
+    let deployment = server
+        .client
+        .create_deployment(
+            DeploymentBuilder::new("left")
+                .command(["sleep", "300"])
+                .build(),
+        )
+        .await
+        .expect("deployment");
+    let workload = server
+        .client
+        .create_workload(&deployment.id)
+        .await
+        .expect("workload");
+    let running = server
+        .client
+        .start_workload(&workload.id)
+        .await
+        .expect("start")
+        .finish()
+        .await
+        .expect("start");
+    let pid: i32 = running.runtime_id.parse().expect("pid");
+    assert!(server.terminate().success());
+    assert!(process_exists(pid), "left running at shutdown");
+    let server = ServerProcess::start(SERVER_PROCESS, &dirs.data, &dirs.root, &range).await;
+    let after = server.client.get_workload(&workload.id).await.expect("get");
+    assert_eq!(after.stage(), Stage::Failed);
+    assert!(
+        after.error.contains("orchestrator restarted"),
+        "{}",
+        after.error
+    );
+    assert!(!process_exists(pid), "stopped by the next start");
     server.terminate();
 }

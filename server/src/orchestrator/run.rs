@@ -69,14 +69,20 @@ pub async fn run(
     let _ = events.send(RunEvent::Finished(outcome)).await;
 }
 
-/// Resolves with the grace period once a stop is asked.
+/// Resolves with the grace period once a stop is asked. A supervisor that went
+/// away without asking (Slipway is shutting down and leaves the workload running,
+/// to be found again at the next start) never asks.
 async fn stop_requested(
     stop: &mut watch::Receiver<Option<Duration>>,
     default: Duration,
 ) -> Duration {
-    match stop.wait_for(Option::is_some).await {
-        Ok(grace) => grace.unwrap_or(default),
-        Err(_) => default,
+    let asked = stop
+        .wait_for(Option::is_some)
+        .await
+        .map(|grace| grace.unwrap_or(default));
+    match asked {
+        Ok(grace) => grace,
+        Err(_) => std::future::pending().await,
     }
 }
 
