@@ -270,13 +270,33 @@ async fn deploy_from_the_example_spec_then_list_and_remove_the_deployment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_refuses_restart_policies_and_reports_an_image_that_cannot_be_had() {
+async fn run_takes_dockers_restart_policies_and_reports_an_image_that_cannot_be_had() {
     let harness = Harness::start().await;
     let policy = harness
-        .cli(&["run", "--restart", "always", "--", "sh", "-c", "true"])
+        .cli(&["run", "--restart", "sometimes", "--", "sh", "-c", "true"])
         .await;
     assert_eq!(policy.code, 2, "{policy:?}");
-    assert!(policy.stderr.contains("restart policies"), "{policy:?}");
+    assert!(policy.stderr.contains("on-failure[:MAX]"), "{policy:?}");
+    let detached = harness
+        .cli(&[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            "--",
+            "sh",
+            "-c",
+            "sleep 30",
+        ])
+        .await;
+    assert_eq!(detached.code, 0, "{detached:?}");
+    let id = detached.stdout.trim().to_owned();
+    let inspected = harness.cli_ok(&["inspect", "-o", "json", &id]).await;
+    assert!(
+        inspected.contains("\"restart\": \"on_failure\""),
+        "{inspected}"
+    );
+    assert!(inspected.contains("\"max_restarts\": 2"), "{inspected}");
 
     let docker = harness
         .cli(&["run", "-d", "--image", "nginx:1.27", "--port", "80"])

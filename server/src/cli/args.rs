@@ -162,7 +162,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "CONTAINER_PORT", num_args = 0..=1)]
     pub port: Option<Option<u16>>,
 
-    /// Restart policy; the server supports only `no` for now.
+    /// Restart policy, as Docker's: no, on-failure[:MAX], always, unless-stopped.
     #[arg(long, value_name = "POLICY", default_value = "no")]
     pub restart: String,
 

@@ -216,12 +216,7 @@ fn running_or_error(workload: Workload) -> Result<Workload, CliError> {
 
 /// Refuses what the server cannot do before anything is created.
 pub fn check_args(args: &RunArgs) -> Result<(), CliError> {
-    if args.restart != "no" {
-        return Err(CliError::usage(format!(
-            "--restart {}: the server does not support restart policies yet; only --restart no",
-            args.restart
-        )));
-    }
+    restart_policy(&args.restart).map_err(CliError::usage)?;
     if args.command.is_empty() && args.image.is_none() && args.dockerfile.is_none() {
         return Err(CliError::usage(
             "nothing to run: give a command after --, or --image / --dockerfile",
@@ -254,7 +249,45 @@ pub fn deployment_request(args: &RunArgs) -> slipway_sdk::proto::CreateDeploymen
         Some(None) => builder.listen(),
         Some(Some(container_port)) => builder.container_port(container_port),
     };
+    if let Ok(Some(policy)) = restart_policy(&args.restart) {
+        builder = builder.restart_policy(policy);
+    }
     builder.build()
+}
+
+/// Docker's `--restart` values: `no`, `on-failure[:MAX]`, `always`,
+/// `unless-stopped` (the same as `always`: a stop on request is never undone).
+pub fn restart_policy(text: &str) -> Result<Option<slipway_sdk::proto::RestartPolicy>, String> {
+    use slipway_sdk::proto::{RestartPolicy, restart_policy::Mode};
+    let (name, max) = match text.split_once(':') {
+        Some((name, max)) => (name, Some(max)),
+        None => (text, None),
+    };
+    let mode = match name {
+        "no" | "never" => {
+            return if max.is_none() {
+                Ok(None)
+            } else {
+                Err(restart_usage(text))
+            };
+        }
+        "on-failure" => Mode::OnFailure,
+        "always" | "unless-stopped" if max.is_none() => Mode::Always,
+        _ => return Err(restart_usage(text)),
+    };
+    let max_restarts = match max {
+        Some(max) => max.parse::<u32>().map_err(|_| restart_usage(text))?,
+        None => 0,
+    };
+    Ok(Some(RestartPolicy {
+        mode: mode.into(),
+        max_restarts,
+        ..RestartPolicy::default()
+    }))
+}
+
+fn restart_usage(text: &str) -> String {
+    format!("--restart {text}: expected no, on-failure[:MAX], always or unless-stopped")
 }
 
 /// `slipway run`.

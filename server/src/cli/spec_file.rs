@@ -44,6 +44,13 @@ pub struct SpecFile {
     pub dockerfile: Option<String>,
     /// Docker: resource limits.
     pub resources: Option<ResourcesSpec>,
+    /// Restart policy, as `slipway run --restart`: "no", "on-failure[:MAX]", "always".
+    pub restart: Option<String>,
+    /// Environment passed on but never shown (masked by the server).
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, String>,
+    /// The first signal of a stop ("SIGTERM" by default).
+    pub stop_signal: Option<String>,
 }
 
 /// `listen = true` or `[listen] container_port = 80`.
@@ -158,6 +165,17 @@ impl SpecFile {
         }
         if let Some(resources) = self.resources {
             builder = builder.resources(resources.memory_bytes, resources.millicpus);
+        }
+        if let Some(restart) = &self.restart {
+            if let Some(policy) = super::run::restart_policy(restart)? {
+                builder = builder.restart_policy(policy);
+            }
+        }
+        for (name, value) in self.secret_env {
+            builder = builder.secret_env(name, value);
+        }
+        if let Some(signal) = self.stop_signal {
+            builder = builder.stop_signal(signal);
         }
         Ok(builder.build())
     }

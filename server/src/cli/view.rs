@@ -39,6 +39,10 @@ pub struct WorkloadView {
     pub started_at: Option<String>,
     pub stopped_at: Option<String>,
     pub revision: u64,
+    /// Restarts by the restart policy in the current streak.
+    pub restart_count: u32,
+    /// When the restart policy runs it again, while it waits.
+    pub next_restart_at: Option<String>,
     /// The deployment, in full (only `inspect` fills it in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment: Option<DeploymentView>,
@@ -73,6 +77,8 @@ impl WorkloadView {
             started_at: rfc3339(workload.started_at.as_ref()),
             stopped_at: rfc3339(workload.stopped_at.as_ref()),
             revision: workload.revision,
+            restart_count: workload.restart_count,
+            next_restart_at: rfc3339(workload.next_restart_at.as_ref()),
             deployment: None,
         }
     }
@@ -127,6 +133,12 @@ pub struct SpecView {
     pub dockerfile: String,
     pub memory_bytes: u64,
     pub millicpus: u32,
+    /// `never`, `on_failure` or `always`.
+    pub restart: &'static str,
+    pub max_restarts: u32,
+    /// The names of the secret environment variables (values are never shown).
+    pub secret_env: Vec<String>,
+    pub stop_signal: String,
 }
 
 /// Where a workload listens.
@@ -169,6 +181,21 @@ impl SpecView {
             dockerfile: spec.dockerfile.clone(),
             memory_bytes: resources.memory_bytes,
             millicpus: resources.millicpus,
+            restart: match spec.restart_policy.as_ref().map(|policy| policy.mode()) {
+                Some(slipway_sdk::proto::restart_policy::Mode::OnFailure) => "on_failure",
+                Some(slipway_sdk::proto::restart_policy::Mode::Always) => "always",
+                _ => "never",
+            },
+            max_restarts: spec
+                .restart_policy
+                .as_ref()
+                .map_or(0, |policy| policy.max_restarts),
+            secret_env: spec.secret_env.keys().cloned().collect(),
+            stop_signal: if spec.stop_signal.is_empty() {
+                "SIGTERM".to_owned()
+            } else {
+                spec.stop_signal.clone()
+            },
         }
     }
 }
