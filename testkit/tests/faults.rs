@@ -373,3 +373,49 @@ async fn a_shutdown_can_leave_process_workloads_running_for_the_next_start_to_cl
     assert!(!process_exists(pid), "stopped by the next start");
     server.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stop_signal_is_the_deployments_own() {
+    let server = TestServer::start().await;
+    let (_, workload) = server
+        .deploy(
+            DeploymentBuilder::new("interruptible")
+                .command([
+                    "sh",
+                    "-c",
+                    "trap 'echo got INT; exit 0' INT; trap '' TERM; echo up; while :; do sleep 0.1; done",
+                ])
+                .stop_signal("SIGINT")
+                .stop_grace_period_seconds(30),
+        )
+        .await;
+    server.start_workload(&workload.id).await;
+    server.follow_until(&workload.id, |line| line == "up").await;
+    let began = std::time::Instant::now();
+    let stopped = server.stop_workload(&workload.id).await;
+    assert_eq!(stopped.stage(), Stage::Stopped);
+    assert!(
+        began.elapsed().as_secs() < 15,
+        "SIGINT ended it, not the kill after the grace period"
+    );
+    let messages = server.log_messages(&workload.id).await;
+    assert!(
+        messages.iter().any(|line| line == "got INT"),
+        "{messages:?}"
+    );
+    let refused = server
+        .client
+        .create_deployment(
+            DeploymentBuilder::new("bad-signal")
+                .command(["true"])
+                .stop_signal("SIGSTOP")
+                .build(),
+        )
+        .await
+        .expect_err("SIGSTOP is no stop signal");
+    assert!(
+        matches!(refused, Error::InvalidArgument { .. }),
+        "{refused:?}"
+    );
+    server.stop().await;
+}

@@ -318,3 +318,42 @@ async fn a_secret_reaches_the_workload_but_no_response_log_event_or_error() {
     server.stop_workload(&workload.id).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_liveness_check_runs_in_the_service_directory() {
+    let server = TestServer::start().await;
+    let dir = server.service_dir("probed");
+    let (_, workload) = server
+        .deploy(
+            DeploymentBuilder::new("probed")
+                .service_path("probed")
+                .command(["sleep", "300"])
+                .liveness(HealthCheck {
+                    probe: Some(Probe::Exec(slipway_sdk::proto::ExecProbe {
+                        command: vec!["sh".into(), "-c".into(), "test ! -f unhealthy".into()],
+                    })),
+                    interval_ms: Some(150),
+                    timeout_ms: Some(2000),
+                    failure_threshold: Some(2),
+                })
+                .stop_grace_period_seconds(1),
+        )
+        .await;
+    let running = server.start_workload(&workload.id).await;
+    snapshots_until(&server, &workload.id, running.revision, |workload| {
+        workload.health() == Health::Healthy
+    })
+    .await;
+    std::fs::write(dir.join("unhealthy"), b"").expect("make it sick");
+    let failed = server
+        .wait_for(&workload.id, Stage::Failed)
+        .await
+        .expect("failed");
+    assert!(
+        failed.error.contains("liveness check failed"),
+        "{}",
+        failed.error
+    );
+    assert_eq!(failed.failed_stage(), Stage::Running);
+    server.stop().await;
+}
