@@ -54,11 +54,18 @@ impl TestServer {
     }
 
     /// A server whose config `adjust` may change first.
+    ///
+    /// With `SLIPWAY_TEST_POSTGRES_URL` set (a URL of a PostgreSQL server on which
+    /// the user may create databases), the server gets a new PostgreSQL database
+    /// instead of SQLite: the same tests, on the other backend.
     pub async fn start_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let data = TempDir::new().expect("data dir");
         let root = TempDir::new().expect("root dir");
         let mut config = ServeConfig::new(data.path().join("data"), root.path().to_path_buf());
         config.port_range = port_range();
+        if let Ok(admin_url) = std::env::var("SLIPWAY_TEST_POSTGRES_URL") {
+            config.database_url = Some(postgres_database(&admin_url).await);
+        }
         adjust(&mut config);
         Self::launch(data, root, config).await
     }
@@ -210,6 +217,24 @@ impl TestServer {
             .expect("line seen in time");
         seen
     }
+}
+
+/// A new, empty database on the PostgreSQL server of `admin_url`.
+async fn postgres_database(admin_url: &str) -> slipway_server::config::DatabaseUrl {
+    use sea_orm::ConnectionTrait;
+    let name = format!("slipway_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(admin_url)
+        .await
+        .expect("connect to PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    let _ = admin.close().await;
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("a database URL ends in /DATABASE");
+    slipway_server::config::DatabaseUrl(format!("{base}/{name}"))
 }
 
 impl Drop for TestServer {
