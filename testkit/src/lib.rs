@@ -178,6 +178,38 @@ impl TestServer {
             .expect("stage reached in time")
     }
 
+    /// Waits until the workload reports `health`.
+    pub async fn wait_for_health(
+        &self,
+        workload_id: &str,
+        health: slipway_sdk::proto::Health,
+    ) -> Workload {
+        use slipway_sdk::proto::WatchEventsRequest;
+        let current = self.client.get_workload(workload_id).await.expect("get");
+        if current.health() == health {
+            return current;
+        }
+        let request = WatchEventsRequest {
+            since_revision: current.revision,
+            workload_id: workload_id.to_owned(),
+            ..WatchEventsRequest::default()
+        };
+        let mut events = Box::pin(self.client.watch_events(request).await.expect("watch"));
+        let waiting = async {
+            while let Some(event) = events.next().await {
+                if let Some(workload) = event.expect("event").workload {
+                    if workload.health() == health {
+                        return workload;
+                    }
+                }
+            }
+            panic!("the event stream ended");
+        };
+        tokio::time::timeout(PATIENCE, waiting)
+            .await
+            .expect("health reached in time")
+    }
+
     /// Every stored log message of a workload, in order.
     pub async fn log_messages(&self, workload_id: &str) -> Vec<String> {
         self.client

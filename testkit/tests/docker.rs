@@ -516,4 +516,61 @@ mod needs_docker {
             .expect("delete");
         server.stop().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exec_liveness_check_runs_inside_the_container() {
+        require_docker!();
+        let image = test_image();
+        let server = TestServer::start().await;
+        let mut cleanup = Cleanup::new();
+        let (deployment, workload) = server
+            .deploy(
+                DeploymentBuilder::new(unique("probed"))
+                    .image(image)
+                    .command([
+                        "sh",
+                        "-c",
+                        "touch /alive; echo up; while :; do sleep 1; done",
+                    ])
+                    .liveness(slipway_sdk::proto::HealthCheck {
+                        probe: Some(slipway_sdk::proto::health_check::Probe::Exec(
+                            slipway_sdk::proto::ExecProbe {
+                                command: vec!["test".into(), "-f".into(), "/alive".into()],
+                            },
+                        )),
+                        interval_ms: Some(200),
+                        timeout_ms: Some(5000),
+                        failure_threshold: Some(2),
+                    })
+                    .stop_grace_period_seconds(1),
+            )
+            .await;
+        cleanup.track(&deployment.id);
+        let running = server.start_workload(&workload.id).await;
+        assert_eq!(running.stage(), Stage::Running, "{}", running.error);
+        let healthy = server
+            .wait_for_health(&workload.id, slipway_sdk::proto::Health::Healthy)
+            .await;
+        assert_eq!(healthy.generation, 1);
+        let output = std::process::Command::new("docker")
+            .args(["exec", &running.runtime_id, "rm", "/alive"])
+            .output()
+            .expect("docker exec");
+        assert!(output.status.success());
+        let failed = server
+            .wait_for(&workload.id, Stage::Failed)
+            .await
+            .expect("failed");
+        assert!(
+            failed.error.contains("liveness check failed"),
+            "{}",
+            failed.error
+        );
+        server
+            .client
+            .delete_deployment(&deployment.id)
+            .await
+            .expect("delete");
+        server.stop().await;
+    }
 }
