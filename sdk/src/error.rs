@@ -12,9 +12,33 @@ pub struct FieldViolation {
     pub description: String,
 }
 
+/// How an accepted operation ended without reaching its goal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationFailure {
+    pub workload_id: String,
+    /// `start`, `stop` or `restart`.
+    pub operation: String,
+    /// The stage the run failed in (or was in when it ended).
+    pub stage: Stage,
+    /// The workload's stage when the operation ended (FAILED or STOPPED).
+    pub current_stage: Stage,
+    pub reason: String,
+    pub exit_code: Option<i32>,
+    /// The last lines of the workload's own output during the operation.
+    pub last_lines: Vec<String>,
+    /// The whole message, as the server put it.
+    pub message: String,
+}
+
 /// What went wrong with a call.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// A start, stop or restart was accepted but did not reach its goal: the
+    /// process exited, the readiness check timed out, a build step failed, or a
+    /// stop came first. Its stream ended with `ABORTED` and these details.
+    #[error("{}", .0.message)]
+    OperationFailed(Box<OperationFailure>),
     /// The workload's stage does not allow the operation (`FAILED_PRECONDITION`).
     #[error("{message}")]
     InvalidState {
@@ -74,6 +98,7 @@ impl Error {
     pub fn code(&self) -> Option<Code> {
         match self {
             Error::InvalidState { .. } => Some(Code::FailedPrecondition),
+            Error::OperationFailed(_) => Some(Code::Aborted),
             Error::NotFound { .. } => Some(Code::NotFound),
             Error::InvalidArgument { .. } => Some(Code::InvalidArgument),
             Error::AlreadyExists { .. } => Some(Code::AlreadyExists),
@@ -106,6 +131,39 @@ impl From<Status> for Error {
                 },
                 None => Error::Other {
                     code: Code::FailedPrecondition,
+                    message,
+                },
+            },
+            Code::Aborted => match info.filter(|info| info.reason == "OPERATION_FAILED") {
+                Some(info) => {
+                    let field = |name: &str| info.metadata.get(name).cloned().unwrap_or_default();
+                    let stage = |name: &str| {
+                        info.metadata
+                            .get(name)
+                            .and_then(|stage| Stage::from_label(stage))
+                            .unwrap_or(Stage::Unspecified)
+                    };
+                    let last_lines = field("last_lines");
+                    Error::OperationFailed(Box::new(OperationFailure {
+                        workload_id: field("workload_id"),
+                        operation: field("operation"),
+                        stage: stage("stage"),
+                        current_stage: stage("current_stage"),
+                        reason: field("reason"),
+                        exit_code: info
+                            .metadata
+                            .get("exit_code")
+                            .and_then(|code| code.parse().ok()),
+                        last_lines: if last_lines.is_empty() {
+                            Vec::new()
+                        } else {
+                            last_lines.split('\n').map(str::to_owned).collect()
+                        },
+                        message,
+                    }))
+                }
+                None => Error::Other {
+                    code: Code::Aborted,
                     message,
                 },
             },

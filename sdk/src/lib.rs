@@ -39,7 +39,7 @@ use slipway::v1::{
 };
 use tonic::transport::{Channel, Endpoint};
 
-pub use error::{Error, FieldViolation};
+pub use error::{Error, FieldViolation, OperationFailure};
 pub use progress::{Progress, ProgressStream};
 /// Well-known protobuf types (timestamps) used by the wire types.
 pub use slipway::prost_types;

@@ -32,7 +32,10 @@ impl ProgressStream {
         Self { inner }
     }
 
-    /// Reads the stream to its end and returns the final workload.
+    /// Reads the stream to its end and returns the final workload: RUNNING for a
+    /// start or restart, STOPPED (or FAILED) for a stop. An operation that did
+    /// not reach its goal is [`Error::OperationFailed`], with the stage, the
+    /// reason, the exit code and the last lines of output.
     pub async fn finish(mut self) -> Result<Workload, Error> {
         let mut last = None;
         while let Some(progress) = self.next().await {
@@ -43,7 +46,28 @@ impl ProgressStream {
         last.ok_or(Error::StreamEnded("no workload in the progress stream"))
     }
 
-    /// Reads the stream to its end, returning every message.
+    /// Reads the stream to its end, returning every message and how the
+    /// operation ended (as [`ProgressStream::finish`] does).
+    pub async fn collect_outcome(mut self) -> (Vec<Progress>, Result<Workload, Error>) {
+        let mut all = Vec::new();
+        let mut last = None;
+        while let Some(progress) = self.next().await {
+            match progress {
+                Ok(progress) => {
+                    if let Progress::Workload(workload) = &progress {
+                        last = Some(workload.clone());
+                    }
+                    all.push(progress);
+                }
+                Err(error) => return (all, Err(error)),
+            }
+        }
+        let outcome = last.ok_or(Error::StreamEnded("no workload in the progress stream"));
+        (all, outcome)
+    }
+
+    /// Reads the stream to its end, returning every message; an operation that
+    /// did not reach its goal is an error, as with [`ProgressStream::finish`].
     pub async fn collect_all(mut self) -> Result<Vec<Progress>, Error> {
         let mut all = Vec::new();
         while let Some(progress) = self.next().await {

@@ -124,6 +124,14 @@ impl DeploymentBuilder {
         self
     }
 
+    /// How long the instance must stay up, once ready (or once started, without
+    /// a readiness check), to count as running; an instance that exits sooner
+    /// fails its start. Default: 250 ms without a readiness check, else 0.
+    pub fn min_ready_ms(mut self, millis: u32) -> Self {
+        self.spec().min_ready_ms = Some(millis);
+        self
+    }
+
     /// A Docker deployment of an image.
     pub fn image(mut self, image: impl Into<String>) -> Self {
         let spec = self.spec();

@@ -9,9 +9,9 @@ use crate::domain::{HealthCheck, Probe, RestartMode, RestartPolicy};
 
 use crate::{
     domain::{
-        self, Action, BuildStep, DeploymentId, DeploymentSpec, EventKind, FieldViolation, Health,
-        Listen, LogFilter, LogItem, LogLevel, LogStream, Readiness, Resources, RuntimeKind, Stage,
-        Timestamp, WorkloadId, allowed_actions,
+        self, Action, BuildStep, Condition, DeploymentId, DeploymentSpec, EventKind,
+        FieldViolation, Health, Listen, LogFilter, LogItem, LogLevel, LogStream, Readiness,
+        Resources, RuntimeKind, Stage, Timestamp, WorkloadId, allowed_actions,
     },
     orchestrator::NewDeployment,
 };
@@ -175,6 +175,9 @@ impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
             readiness,
             stop_grace_period,
             startup_timeout,
+            min_ready: spec
+                .min_ready_ms
+                .map(|millis| Duration::from_millis(millis.into())),
             image: Some(spec.image).filter(|image| !image.is_empty()),
             dockerfile: Some(spec.dockerfile).filter(|dockerfile| !dockerfile.is_empty()),
             resources: Resources {
@@ -283,6 +286,7 @@ impl TryFrom<proto::CreateDeploymentRequest> for NewDeployment {
 
 impl From<DeploymentSpec> for proto::DeploymentSpec {
     fn from(spec: DeploymentSpec) -> Self {
+        let min_ready_ms = spec.min_ready().as_millis().min(u32::MAX.into()) as u32;
         let probe = match spec.readiness {
             Readiness::Tcp => proto::readiness::Probe::Tcp(proto::TcpProbe {}),
             Readiness::Http { path } => proto::readiness::Probe::Http(proto::HttpProbe { path }),
@@ -305,6 +309,7 @@ impl From<DeploymentSpec> for proto::DeploymentSpec {
             readiness: Some(proto::Readiness { probe: Some(probe) }),
             stop_grace_period_seconds: Some(seconds(spec.stop_grace_period)),
             startup_timeout_seconds: Some(seconds(spec.startup_timeout)),
+            min_ready_ms: Some(min_ready_ms),
             image: spec.image.unwrap_or_default(),
             dockerfile: spec.dockerfile.unwrap_or_default(),
             resources: (!spec.resources.is_empty()).then(|| proto::Resources {
@@ -368,6 +373,7 @@ impl From<domain::Deployment> for proto::Deployment {
 
 impl From<domain::Workload> for proto::Workload {
     fn from(workload: domain::Workload) -> Self {
+        let allowed = allowed_actions(Condition::of(&workload));
         proto::Workload {
             id: workload.id.to_string(),
             deployment_id: workload.deployment_id.to_string(),
@@ -378,7 +384,7 @@ impl From<domain::Workload> for proto::Workload {
             runtime_id: workload.runtime_id.unwrap_or_default(),
             error: workload.error.unwrap_or_default(),
             exit_code: workload.exit_code,
-            allowed_actions: allowed_actions(workload.stage)
+            allowed_actions: allowed
                 .iter()
                 .map(|allowed| action(*allowed).into())
                 .collect(),
@@ -439,6 +445,24 @@ pub fn log_item(workload_id: &WorkloadId, item: LogItem) -> proto::LogEntry {
             workload_id: workload_id.to_string(),
             dropped: count,
         },
+    }
+}
+
+/// The marker for lines an operation's progress stream did not send (its caller
+/// was slow); they are in the log.
+pub fn skipped_lines(workload_id: &WorkloadId, through: u64, count: u64) -> proto::LogEntry {
+    proto::LogEntry {
+        seq: through,
+        generation: 0,
+        timestamp: Some(timestamp(crate::domain::now())),
+        stage: proto::Stage::Unspecified.into(),
+        level: proto::Level::Warn.into(),
+        stream: proto::Stream::System.into(),
+        message: format!(
+            "[slipway: {count} lines of the operation not sent here; read them with GetLogs or StreamLogs]"
+        ),
+        workload_id: workload_id.to_string(),
+        dropped: count,
     }
 }
 

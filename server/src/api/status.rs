@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{domain::FieldViolation, orchestrator::OrchestratorError};
+use crate::{
+    domain::{FieldViolation, Operation},
+    orchestrator::{OperationFailure, OrchestratorError},
+};
 
 /// The `ErrorInfo.domain` of Slipway's errors.
 pub const ERROR_DOMAIN: &str = "slipway.dev";
@@ -66,4 +69,34 @@ pub fn to_status(error: OrchestratorError) -> Status {
             Status::internal(format!("internal error while {context}"))
         }
     }
+}
+
+/// The status that ends the progress stream of an operation that did not reach
+/// its goal: `ABORTED` with `ErrorInfo{reason: "OPERATION_FAILED"}` carrying the
+/// workload, the stage, the reason, the exit code and the last lines of output
+/// (one per line in `last_lines`).
+pub fn operation_failed(operation: Operation, failure: &OperationFailure) -> Status {
+    let mut metadata = HashMap::from([
+        ("workload_id".to_owned(), failure.workload.id.to_string()),
+        ("operation".to_owned(), operation.as_str().to_owned()),
+        ("stage".to_owned(), failure.stage.as_str().to_owned()),
+        (
+            "current_stage".to_owned(),
+            failure.workload.stage.as_str().to_owned(),
+        ),
+        ("reason".to_owned(), failure.reason.clone()),
+        ("last_lines".to_owned(), failure.last_lines.join("\n")),
+    ]);
+    if let Some(code) = failure.exit_code {
+        metadata.insert("exit_code".to_owned(), code.to_string());
+    }
+    let mut details = ErrorDetails::new();
+    details.set_error_info("OPERATION_FAILED", ERROR_DOMAIN, metadata);
+    let message = format!(
+        "{} failed in {}: {}",
+        operation.as_str(),
+        failure.stage,
+        failure.reason
+    );
+    Status::with_error_details(Code::Aborted, message, details)
 }

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     convert,
-    status::{invalid_argument, to_status},
+    status::{invalid_argument, operation_failed, to_status},
 };
 use crate::{
     domain::{FieldViolation, Operation},
@@ -65,17 +65,25 @@ impl WorkloadApi {
             convert::optional_deployment_id("deployment_id", deployment_id).map_err(bad)?;
         let progress = self
             .orchestrator
-            .operation_progress(&id, deployment.as_ref(), operation, grace)
+            .operate(&id, deployment.as_ref(), operation, grace)
             .await
             .map_err(to_status)?;
-        let messages = progress.map(|item| {
-            item.map(|progress| WorkloadProgress {
-                update: Some(match progress {
-                    Progress::Workload(workload) => Update::Workload(workload.into()),
-                    Progress::Log(line) => Update::Log(line.into()),
-                }),
-            })
-            .map_err(to_status)
+        let messages = progress.into_stream().filter_map(move |item| {
+            let message = match item {
+                Progress::Workload(workload) => Some(Ok(Update::Workload((*workload).into()))),
+                Progress::Log(line) => Some(Ok(Update::Log(line.into()))),
+                Progress::Skipped { through, count } => {
+                    Some(Ok(Update::Log(convert::skipped_lines(&id, through, count))))
+                }
+                // The final snapshot was the message before.
+                Progress::Done(Ok(_)) => None,
+                Progress::Done(Err(failure)) => Some(Err(operation_failed(operation, &failure))),
+            };
+            futures::future::ready(message.map(|update| {
+                update.map(|update| WorkloadProgress {
+                    update: Some(update),
+                })
+            }))
         });
         Ok(Response::new(until_closing(messages, &self.closing)))
     }

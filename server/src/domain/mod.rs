@@ -3,6 +3,7 @@
 
 mod event;
 mod ids;
+mod lifecycle;
 mod log;
 mod policy;
 mod spec;
@@ -12,12 +13,15 @@ mod workload;
 
 pub use event::{Event, EventKind, NewEvent};
 pub use ids::{DeploymentId, IdError, WorkloadId};
+pub use lifecycle::{
+    Action, Admission, Condition, Goal, Operation, Verdict, admit, allowed_actions,
+};
 pub use log::{LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine};
 pub use policy::{HealthCheck, Probe, RestartMode, RestartPolicy, STOP_SIGNALS};
 pub use spec::{
     BuildStep, Deployment, DeploymentSpec, FieldViolation, Listen, Readiness, Resources,
     RuntimeKind, validate_deployment_name, validate_spec,
 };
-pub use stage::{Action, Health, Operation, Stage, allowed_actions, can_transition};
+pub use stage::{Health, Stage, can_transition};
 pub use time::{Timestamp, now};
 pub use workload::Workload;

@@ -96,12 +96,27 @@ pub struct DeploymentSpec {
     /// The first signal of a stop; SIGTERM when `None`.
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// How long the instance must stay up once ready (or, without a readiness
+    /// check, once started) to count as running; see [`DeploymentSpec::min_ready`].
+    #[serde(default)]
+    pub min_ready: Option<Duration>,
 }
 
 impl DeploymentSpec {
     /// The first signal of a stop.
     pub fn stop_signal(&self) -> &str {
         self.stop_signal.as_deref().unwrap_or("SIGTERM")
+    }
+
+    /// How long a started instance must stay up to count as running: the spec's
+    /// value, else [`DeploymentSpec::DEFAULT_MIN_READY`] without a readiness
+    /// check (so a process that exits at once fails its start), else zero.
+    pub fn min_ready(&self) -> Duration {
+        match (self.min_ready, &self.readiness) {
+            (Some(min_ready), _) => min_ready,
+            (None, Readiness::None) => Self::DEFAULT_MIN_READY,
+            (None, _) => Duration::ZERO,
+        }
     }
 
     /// The workload's environment: `env` and the secrets.
@@ -125,6 +140,7 @@ impl DeploymentSpec {
     pub const DEFAULT_STOP_GRACE_PERIOD: Duration = Duration::from_secs(30);
     pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
     pub const MAX_SECONDS: u64 = 3600;
+    pub const DEFAULT_MIN_READY: Duration = Duration::from_millis(250);
 }
 
 /// A stored deployment.
@@ -310,6 +326,15 @@ pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
             format!("must be at most {}", DeploymentSpec::MAX_SECONDS),
         ));
     }
+    if spec
+        .min_ready
+        .is_some_and(|min_ready| min_ready.as_secs() > DeploymentSpec::MAX_SECONDS)
+    {
+        violations.push(FieldViolation::new(
+            "spec.min_ready_ms",
+            format!("must be at most {} ms", DeploymentSpec::MAX_SECONDS * 1000),
+        ));
+    }
     let startup = spec.startup_timeout.as_secs();
     if startup == 0 || startup > DeploymentSpec::MAX_SECONDS {
         violations.push(FieldViolation::new(
@@ -483,6 +508,7 @@ mod tests {
             liveness: None,
             secret_env: BTreeMap::new(),
             stop_signal: None,
+            min_ready: None,
         }
     }
 

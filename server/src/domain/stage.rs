@@ -1,5 +1,4 @@
-//! The stages of a workload's run, the one table of allowed transitions, and the
-//! controls each stage allows.
+//! The stages of a workload's run and the one table of allowed transitions.
 
 use std::fmt;
 
@@ -135,58 +134,6 @@ impl Health {
     }
 }
 
-/// A control a client can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    Start,
-    Stop,
-    Restart,
-    Delete,
-}
-
-/// The operations that move a workload through its stages (delete is not one:
-/// it stops the workload first when needed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    Start,
-    Stop,
-    Restart,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Start => "start",
-            Operation::Stop => "stop",
-            Operation::Restart => "restart",
-        }
-    }
-
-    /// The action a client sees for this operation.
-    pub fn action(self) -> Action {
-        match self {
-            Operation::Start => Action::Start,
-            Operation::Stop => Action::Stop,
-            Operation::Restart => Action::Restart,
-        }
-    }
-}
-
-/// The controls that apply to a workload in `stage`.
-///
-/// Start applies to a workload that never ran; stop to any stage before the run
-/// is over (it cancels a pipeline under way, and joins a stop under way); restart to a running workload and to
-/// one whose run is over; delete always (it stops the workload first).
-pub fn allowed_actions(stage: Stage) -> &'static [Action] {
-    match stage {
-        Stage::Pending => &[Action::Start, Action::Stop, Action::Delete],
-        Stage::Validate | Stage::Build | Stage::Deploy => &[Action::Stop, Action::Delete],
-        Stage::Running => &[Action::Stop, Action::Restart, Action::Delete],
-        Stage::Stopping => &[Action::Stop, Action::Delete],
-        Stage::Stopped | Stage::Failed => &[Action::Restart, Action::Delete],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,21 +180,6 @@ mod tests {
             for to in Stage::ALL {
                 assert_eq!(can_transition(stage, to), to == Stage::Pending);
             }
-        }
-    }
-
-    #[test]
-    fn allowed_actions_follow_the_stage() {
-        assert!(allowed_actions(Stage::Running).contains(&Action::Stop));
-        assert!(!allowed_actions(Stage::Stopped).contains(&Action::Stop));
-        assert!(allowed_actions(Stage::Stopped).contains(&Action::Restart));
-        assert!(!allowed_actions(Stage::Build).contains(&Action::Restart));
-        for stage in Stage::ALL {
-            assert!(allowed_actions(stage).contains(&Action::Delete));
-            assert_eq!(
-                allowed_actions(stage).contains(&Action::Stop),
-                !stage.is_terminal()
-            );
         }
     }
 

@@ -6,12 +6,16 @@
 //! duplicate, however slow it is, and the server holds at most one page per reader.
 //! A line is handed to readers only once it is stored.
 
+mod progress;
 mod reader;
 mod sink;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -21,11 +25,12 @@ use tokio::{
     time::Instant,
 };
 
+pub use progress::{OperationFailure, Progress, ProgressReceiver, TapId};
 pub use reader::{LogReader, line};
 pub use sink::LogSink;
 
 use crate::{
-    domain::{LogFilter, LogLine, NewLogLine, Stage, WorkloadId},
+    domain::{LogFilter, LogLine, NewLogLine, Stage, Workload, WorkloadId},
     store::Store,
 };
 
@@ -80,6 +85,20 @@ enum Message {
     },
     Flush(oneshot::Sender<()>),
     Forget(WorkloadId),
+    /// An operation's progress channel opens: `first` is the workload as the
+    /// operation was accepted; lines stored from now on are handed to it.
+    Watch {
+        workload_id: WorkloadId,
+        tap: progress::Tap,
+        first: Box<Workload>,
+    },
+    /// A change of the workload, for its operations' channels, ordered after every
+    /// line sent before it; the operations in `finished` are over.
+    Publish {
+        workload_id: WorkloadId,
+        workload: Box<Workload>,
+        finished: Vec<(TapId, Result<(), OperationFailure>)>,
+    },
 }
 
 type Cursors = Arc<Mutex<HashMap<WorkloadId, watch::Sender<LogCursor>>>>;
@@ -90,6 +109,7 @@ pub struct LogPipeline {
     messages: mpsc::Sender<Message>,
     cursors: Cursors,
     store: Store,
+    next_tap: Arc<AtomicU64>,
 }
 
 impl LogPipeline {
@@ -104,6 +124,7 @@ impl LogPipeline {
             batch: Vec::new(),
             retention,
             usage: HashMap::new(),
+            taps: HashMap::new(),
         };
         let task = tokio::spawn(writer.run(receiver));
         (
@@ -111,6 +132,7 @@ impl LogPipeline {
                 messages,
                 cursors,
                 store,
+                next_tap: Arc::new(AtomicU64::new(1)),
             },
             task,
         )
@@ -145,6 +167,41 @@ impl LogPipeline {
         if self.messages.send(Message::Flush(done)).await.is_ok() {
             let _ = flushed.await;
         }
+    }
+
+    /// Opens a progress channel for an operation accepted while the workload was
+    /// `first`: it gets `first`, then every line of the workload stored from now on
+    /// and every [`LogPipeline::publish`]ed change, in order, until the operation
+    /// is reported finished.
+    pub async fn watch(&self, first: &Workload) -> (TapId, ProgressReceiver) {
+        let id = self.next_tap.fetch_add(1, Ordering::Relaxed);
+        let (tap, receiver) = progress::channel(id);
+        let _ = self
+            .messages
+            .send(Message::Watch {
+                workload_id: first.id.clone(),
+                tap,
+                first: Box::new(first.clone()),
+            })
+            .await;
+        (id, receiver)
+    }
+
+    /// Hands a change of the workload to its operations' channels (after the lines
+    /// sent before it) and ends those in `finished` with their outcome.
+    pub async fn publish(
+        &self,
+        workload: &Workload,
+        finished: Vec<(TapId, Result<(), OperationFailure>)>,
+    ) {
+        let _ = self
+            .messages
+            .send(Message::Publish {
+                workload_id: workload.id.clone(),
+                workload: Box::new(workload.clone()),
+                finished,
+            })
+            .await;
     }
 
     /// Drops what the pipeline keeps about a deleted workload.
@@ -205,6 +262,8 @@ struct Writer {
     batch: Vec<LogLine>,
     retention: LogRetention,
     usage: HashMap<WorkloadId, Usage>,
+    /// Open progress channels, with the seq after which their lines start.
+    taps: HashMap<WorkloadId, Vec<(u64, progress::Tap)>>,
 }
 
 impl Writer {
@@ -266,11 +325,34 @@ impl Writer {
                     deadline = None;
                     self.next_seq.remove(&workload_id);
                     self.usage.remove(&workload_id);
+                    self.taps.remove(&workload_id);
                     let mut cursors = self
                         .cursors
                         .lock()
                         .unwrap_or_else(|poison| poison.into_inner());
                     cursors.remove(&workload_id);
+                }
+                Message::Watch {
+                    workload_id,
+                    mut tap,
+                    first,
+                } => {
+                    let after_seq = self.last_seq(&workload_id).await;
+                    tap.snapshot(&first);
+                    self.taps
+                        .entry(workload_id)
+                        .or_default()
+                        .push((after_seq, tap));
+                }
+                Message::Publish {
+                    workload_id,
+                    workload,
+                    finished,
+                } => {
+                    // The lines before this change reach the channels first.
+                    self.write_batch().await;
+                    deadline = None;
+                    self.publish(&workload_id, &workload, finished);
                 }
             }
         }
@@ -278,32 +360,38 @@ impl Writer {
         self.write_batch().await;
     }
 
-    async fn next_seq(&mut self, workload_id: &WorkloadId) -> u64 {
-        if !self.next_seq.contains_key(workload_id) {
-            let mut last = 0;
-            let mut attempt = 0u32;
-            loop {
-                match self.store.last_log_seq(workload_id).await {
-                    Ok(stored) => {
-                        last = stored;
-                        break;
-                    }
-                    Err(error) if attempt < 10 => {
-                        attempt += 1;
-                        tracing::warn!(%error, %workload_id, "reading the last log seq failed, retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, %workload_id, "reading the last log seq failed");
-                        break;
-                    }
+    /// The seq given to the workload's latest line (0 before the first), read
+    /// from the store the first time.
+    async fn last_seq(&mut self, workload_id: &WorkloadId) -> u64 {
+        if let Some(next) = self.next_seq.get(workload_id) {
+            return next - 1;
+        }
+        let mut last = 0;
+        let mut attempt = 0u32;
+        loop {
+            match self.store.last_log_seq(workload_id).await {
+                Ok(stored) => {
+                    last = stored;
+                    break;
+                }
+                Err(error) if attempt < 10 => {
+                    attempt += 1;
+                    tracing::warn!(%error, %workload_id, "reading the last log seq failed, retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, %workload_id, "reading the last log seq failed");
+                    break;
                 }
             }
-            self.next_seq.insert(workload_id.clone(), last + 1);
         }
-        let next = self.next_seq.entry(workload_id.clone()).or_insert(1);
-        let seq = *next;
-        *next += 1;
+        self.next_seq.insert(workload_id.clone(), last + 1);
+        last
+    }
+
+    async fn next_seq(&mut self, workload_id: &WorkloadId) -> u64 {
+        let seq = self.last_seq(workload_id).await + 1;
+        self.next_seq.insert(workload_id.clone(), seq + 1);
         seq
     }
 
@@ -318,6 +406,17 @@ impl Writer {
             tracing::error!(%error, lines = self.batch.len(), "storing log lines failed, retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        if !self.taps.is_empty() {
+            for line in &self.batch {
+                if let Some(taps) = self.taps.get_mut(&line.workload_id) {
+                    for (after_seq, tap) in taps.iter_mut() {
+                        if line.seq > *after_seq {
+                            tap.line(line);
+                        }
+                    }
+                }
+            }
         }
         let mut written: HashMap<WorkloadId, (u64, Usage)> = HashMap::new();
         for line in &self.batch {
@@ -406,6 +505,30 @@ impl Writer {
             tracing::debug!(%workload_id, through = cutoff, "dropped old log lines");
         }
         Ok(usage)
+    }
+
+    /// Hands a change to the workload's channels and closes the finished ones.
+    fn publish(
+        &mut self,
+        workload_id: &WorkloadId,
+        workload: &Workload,
+        finished: Vec<(TapId, Result<(), OperationFailure>)>,
+    ) {
+        let Some(taps) = self.taps.get_mut(workload_id) else {
+            return;
+        };
+        for (_, tap) in taps.iter_mut() {
+            tap.snapshot(workload);
+        }
+        for (id, outcome) in finished {
+            if let Some(index) = taps.iter().position(|(_, tap)| tap.id == id) {
+                let (_, tap) = taps.swap_remove(index);
+                tap.done(outcome.map(|()| Box::new(workload.clone())));
+            }
+        }
+        if taps.is_empty() {
+            self.taps.remove(workload_id);
+        }
     }
 
     fn update_cursor(&self, workload_id: &WorkloadId, change: impl FnOnce(&mut LogCursor)) {

@@ -3,10 +3,10 @@
 //! its supervisor task; logs and events are read through here.
 
 mod error;
+mod operations;
 mod paths;
 mod policy;
 mod ports;
-mod progress;
 mod readiness;
 mod reconcile;
 mod run;
@@ -23,10 +23,9 @@ use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::events::WatchItem;
+pub use crate::logs::{OperationFailure, Progress, ProgressReceiver};
 pub use error::OrchestratorError;
 pub use ports::{PortLease, PortPool};
-pub use progress::Progress;
-pub use supervisor::Accepted;
 
 use self::supervisor::{Command, Supervisor};
 use crate::{
@@ -318,15 +317,19 @@ impl Orchestrator {
             .await?)
     }
 
-    /// Asks the workload's supervisor to start, stop or restart it. With
-    /// `deployment_id`, the workload must belong to that deployment.
+    /// Asks the workload's supervisor to start, stop or restart it, and returns
+    /// the operation's progress: the accepted snapshot, then every change and the
+    /// operation's log lines in the order they happened, then its outcome. A
+    /// refusal (invalid state, unknown id) comes back as the error. With
+    /// `deployment_id`, the workload must belong to that deployment. Dropping the
+    /// receiver does not cancel the operation.
     pub async fn operate(
         &self,
         id: &WorkloadId,
         deployment_id: Option<&DeploymentId>,
         operation: Operation,
         grace: Option<Duration>,
-    ) -> Result<Accepted> {
+    ) -> Result<ProgressReceiver> {
         let supervisor = self.supervisor(id, deployment_id).await?;
         let (reply, answer) = oneshot::channel();
         let command = Command::Operate {

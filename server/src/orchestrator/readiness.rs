@@ -80,9 +80,11 @@ async fn http_status(port: u16, path: &str) -> std::io::Result<u16> {
         "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: slipway\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
+    // Read the whole head (not just the status line), so a service that writes
+    // its response in pieces is not cut off mid-write by the probe going away.
     let mut head = Vec::with_capacity(256);
     let mut buffer = [0u8; 256];
-    while !head.contains(&b'\n') && head.len() < 8192 {
+    while !head.windows(4).any(|window| window == b"\r\n\r\n") && head.len() < 8192 {
         let read = stream.read(&mut buffer).await?;
         if read == 0 {
             break;

@@ -135,8 +135,22 @@ async fn drive(
         .await;
 
     let spec = &inputs.context.spec;
+    // Ready means alive and ready: the check passes, then the instance stays up
+    // for the spec's minimum (without a check, a process that exits at once has
+    // not started).
+    let ready_and_settled = async {
+        readiness::wait_ready(&spec.readiness, inputs.context.port, spec.startup_timeout).await?;
+        let min_ready = spec.min_ready();
+        if !min_ready.is_zero() {
+            tokio::time::sleep(min_ready).await;
+        }
+        Ok::<(), String>(())
+    };
     let ready = tokio::select! {
-        result = readiness::wait_ready(&spec.readiness, inputs.context.port, spec.startup_timeout) => result,
+        // Ready first: with no minimum, a start is trusted even if the instance
+        // has exited by the time it is looked at (its exit is seen right after).
+        biased;
+        result = ready_and_settled => result,
         status = instance.exited() => {
             return RunOutcome::Failed {
                 stage: Stage::Deploy,

@@ -8,36 +8,28 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     Inner, OrchestratorError,
+    operations::Operations,
     ports::PortLease,
     run::{self, RunEvent, RunInputs, RunOutcome},
 };
 use crate::{
     domain::{
-        Deployment, EventKind, Health, LogLevel, NewEvent, Operation, Stage, Workload,
-        can_transition, now,
+        Admission, Condition, Deployment, EventKind, Health, LogLevel, NewEvent, Operation, Stage,
+        Workload, admit, can_transition, now,
     },
-    logs::LogSink,
+    logs::{LogSink, ProgressReceiver},
     runtime::{ExitStatus, Instance, RunContext, Runtime},
     store::StateWrite,
 };
 
 pub type Reply<T> = oneshot::Sender<Result<T, OrchestratorError>>;
 
-/// An operation accepted by a supervisor.
-#[derive(Debug, Clone)]
-pub struct Accepted {
-    /// The workload right after acceptance.
-    pub workload: Workload,
-    /// Log lines of the operation have a seq above this.
-    pub log_seq: u64,
-}
-
 pub enum Command {
     Operate {
         operation: Operation,
         /// Overrides the deployment's grace period for a stop.
         grace: Option<Duration>,
-        reply: Reply<Accepted>,
+        reply: Reply<ProgressReceiver>,
     },
     Delete {
         reply: Reply<()>,
@@ -76,6 +68,8 @@ pub struct Supervisor {
     secrets: Vec<String>,
     /// The restart policy's state: the pending restart and the recent ones.
     pub(super) restarts: super::policy::RestartState,
+    /// The operations accepted and not over yet, each with its progress channel.
+    pub(super) operations: Operations,
 }
 
 pub(super) enum Flow {
@@ -94,6 +88,7 @@ impl Supervisor {
             after_stop: AfterStop::default(),
             secrets: Vec::new(),
             restarts: super::policy::RestartState::default(),
+            operations: Operations::default(),
         }
     }
 
@@ -167,33 +162,17 @@ impl Supervisor {
         self.logs().system(level, message).await;
     }
 
-    fn refuse(&self, operation: &str, reason: &str) -> OrchestratorError {
-        OrchestratorError::InvalidState {
-            workload_id: self.workload.id.clone(),
-            current_stage: self.workload.stage,
-            message: format!("Cannot {operation} workload: {reason}"),
+    /// The workload's condition, as the admission rule sees it.
+    fn condition(&self) -> Condition {
+        Condition {
+            stage: self.workload.stage,
+            restart_pending: self.restarts.pending() || self.workload.next_restart_at.is_some(),
+            under_way: self
+                .after_stop
+                .restart
+                .then_some(Operation::Restart)
+                .or_else(|| self.operations.latest()),
         }
-    }
-
-    fn refusal(&self, operation: Operation) -> Option<OrchestratorError> {
-        let stage = self.workload.stage;
-        let reason = match (operation, stage) {
-            (Operation::Start, Stage::Pending) => return None,
-            (Operation::Start, Stage::Stopped | Stage::Failed) => {
-                format!("already {stage}; use restart to run it again")
-            }
-            (Operation::Start, Stage::Running) => "already running".to_owned(),
-            // A stop while the restart policy waits cancels the restart.
-            (Operation::Stop, Stage::Stopped | Stage::Failed) if self.restarts.pending() => {
-                return None;
-            }
-            (Operation::Stop, Stage::Stopped | Stage::Failed) => format!("already {stage}"),
-            (Operation::Stop, _) => return None,
-            (Operation::Restart, Stage::Running | Stage::Stopped | Stage::Failed) => return None,
-            (Operation::Restart, Stage::Pending) => "not started yet; use start".to_owned(),
-            (_, stage) => format!("another operation is under way (stage {stage})"),
-        };
-        Some(self.refuse(operation.as_str(), &reason))
     }
 
     async fn handle(&mut self, command: Command) -> Flow {
@@ -203,20 +182,40 @@ impl Supervisor {
                 grace,
                 reply,
             } => {
-                if let Some(refusal) = self.refusal(operation) {
-                    let _ = reply.send(Err(refusal));
+                let admission = admit(self.condition(), operation.action());
+                if let Admission::Refuse(reason) = admission {
+                    let _ = reply.send(Err(OrchestratorError::InvalidState {
+                        workload_id: self.workload.id.clone(),
+                        current_stage: self.workload.stage,
+                        message: format!("Cannot {} workload: {reason}", operation.as_str()),
+                    }));
                     return Flow::Continue;
                 }
-                let log_seq = self.log_position().await;
-                let result = match operation {
-                    Operation::Start => self.start_run("start").await,
-                    Operation::Stop => self.stop(grace, "stop requested").await,
-                    Operation::Restart => self.restart().await,
+                let (tap, progress) = self.inner.logs.watch(&self.workload).await;
+                if operation == Operation::Stop {
+                    self.operations.supersede();
+                }
+                self.operations.track(tap, operation, &self.workload);
+                let result = match (admission, operation) {
+                    (Admission::Join, _) => Ok(()),
+                    (_, Operation::Start) => self.start_run("start").await,
+                    (_, Operation::Stop) => self.stop(grace, "stop requested").await,
+                    (_, Operation::Restart) => self.restart().await,
                 };
-                let _ = reply.send(result.map(|()| Accepted {
-                    workload: self.workload.clone(),
-                    log_seq,
-                }));
+                match result {
+                    Ok(()) => {
+                        // An operation that is over at once (a stop of a pending
+                        // workload) ends here.
+                        self.publish().await;
+                        let _ = reply.send(Ok(progress));
+                    }
+                    Err(error) => {
+                        self.operations
+                            .abandon(tap, &self.inner.logs, &self.workload, &error)
+                            .await;
+                        let _ = reply.send(Err(error));
+                    }
+                }
                 Flow::Continue
             }
             Command::Delete { reply } => {
@@ -275,18 +274,6 @@ impl Supervisor {
         }
     }
 
-    /// The seq of the workload's last stored log line, after a flush.
-    async fn log_position(&self) -> u64 {
-        self.inner.logs.flush().await;
-        match self.inner.store.last_log_seq(&self.workload.id).await {
-            Ok(seq) => seq,
-            Err(error) => {
-                tracing::warn!(%error, workload_id = %self.workload.id, "reading the log position failed");
-                0
-            }
-        }
-    }
-
     pub(super) async fn deployment(&self) -> Result<Deployment, OrchestratorError> {
         self.inner
             .store
@@ -342,7 +329,16 @@ impl Supervisor {
             .await?;
         self.workload = next;
         self.workload.revision = committed.revision;
+        self.publish().await;
         Ok(())
+    }
+
+    /// Hands the workload as it is now to the operations under way, ending those
+    /// that are over.
+    async fn publish(&mut self) {
+        self.operations
+            .publish(&self.inner.logs, &self.workload)
+            .await;
     }
 
     /// Starts the pipeline of the current generation (the workload is pending).
@@ -419,6 +415,8 @@ impl Supervisor {
                 Ok(())
             }
             Stage::Stopping => {
+                // A stop asked while a restart stops the run: it stays stopped.
+                self.after_stop.restart = false;
                 if let (Some(grace), Some(run)) = (grace, &self.run) {
                     run.stop.send_replace(Some(grace));
                 }
@@ -631,6 +629,9 @@ impl Supervisor {
             .events
             .commit(StateWrite::DeleteWorkload(self.workload.id.clone()), event)
             .await?;
+        self.operations
+            .end_all(&self.inner.logs, &self.workload, "the workload was deleted")
+            .await;
         self.inner.logs.forget(&self.workload.id).await;
         Ok(())
     }
