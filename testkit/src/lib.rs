@@ -158,6 +158,27 @@ impl TestServer {
             .expect("start progress")
     }
 
+    /// Starts a workload that is not expected to reach RUNNING and returns the
+    /// failure the start ended with ([`Error::OperationFailed`]) and the workload
+    /// as it is then.
+    pub async fn start_expecting_failure(&self, workload_id: &str) -> (Workload, Error) {
+        let progress = self
+            .client
+            .start_workload(workload_id)
+            .await
+            .expect("start accepted");
+        let outcome = tokio::time::timeout(PATIENCE, progress.finish())
+            .await
+            .expect("start ends in time");
+        let error = match outcome {
+            Ok(workload) => panic!("the start succeeded: {workload:?}"),
+            Err(error @ Error::OperationFailed(_)) => error,
+            Err(other) => panic!("the start ended with another error: {other:?}"),
+        };
+        let workload = self.client.get_workload(workload_id).await.expect("get");
+        (workload, error)
+    }
+
     /// Stops a workload and waits for the stop to end.
     pub async fn stop_workload(&self, workload_id: &str) -> Workload {
         let progress = self

@@ -179,7 +179,7 @@ mod needs_docker {
             )
             .await;
         cleanup.track(&missing.id);
-        let failed = server.start_workload(&workload.id).await;
+        let (failed, _) = server.start_expecting_failure(&workload.id).await;
         assert_eq!(
             (failed.stage(), failed.failed_stage()),
             (Stage::Failed, Stage::Build)
@@ -206,7 +206,7 @@ mod needs_docker {
             )
             .await;
         cleanup.track(&broken.id);
-        let failed = server.start_workload(&workload.id).await;
+        let (failed, _) = server.start_expecting_failure(&workload.id).await;
         assert_eq!(
             (failed.stage(), failed.failed_stage()),
             (Stage::Failed, Stage::Build)

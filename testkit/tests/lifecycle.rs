@@ -51,9 +51,16 @@ async fn a_listening_workload_starts_serves_stops_restarts_and_is_deleted() {
         .collect_all()
         .await
         .expect("start progress");
+    // The accepted snapshot (as it was accepted), then each stage.
     assert_eq!(
         stages_of(&progress),
-        [Stage::Validate, Stage::Build, Stage::Deploy, Stage::Running]
+        [
+            Stage::Pending,
+            Stage::Validate,
+            Stage::Build,
+            Stage::Deploy,
+            Stage::Running
+        ]
     );
     assert!(
         progress.iter().any(|message| matches!(message, Progress::Log(entry) if entry.message.starts_with("listening on"))),
@@ -141,6 +148,7 @@ async fn a_listening_workload_starts_serves_stops_restarts_and_is_deleted() {
     assert_eq!(
         stages,
         [
+            Stage::Running,
             Stage::Stopping,
             Stage::Stopped,
             Stage::Pending,

@@ -62,6 +62,7 @@ async fn fast_and_slow_followers_get_every_line_of_a_burst_once_and_the_server_s
         .create_deployment(
             DeploymentBuilder::new("burst")
                 .command([SAMPLE, "lines", &LINES.to_string()])
+                .min_ready_ms(0)
                 .build(),
         )
         .await
@@ -112,7 +113,11 @@ async fn fast_and_slow_followers_get_every_line_of_a_burst_once_and_the_server_s
 async fn a_reader_resumes_after_a_disconnect_with_no_gap_and_no_duplicate() {
     let server = TestServer::start().await;
     let (_, workload) = server
-        .deploy(DeploymentBuilder::new("resume").command([SAMPLE, "lines", "3000"]))
+        .deploy(
+            DeploymentBuilder::new("resume")
+                .command([SAMPLE, "lines", "3000"])
+                .min_ready_ms(0),
+        )
         .await;
     server.start_workload(&workload.id).await;
     let mut first = Vec::new();
@@ -257,7 +262,11 @@ async fn retention_drops_old_lines_and_a_reader_from_the_start_is_told_how_many(
     })
     .await;
     let (_, workload) = server
-        .deploy(DeploymentBuilder::new("chatty").command([SAMPLE, "lines", "5000"]))
+        .deploy(
+            DeploymentBuilder::new("chatty")
+                .command([SAMPLE, "lines", "5000"])
+                .min_ready_ms(0),
+        )
         .await;
     server.start_workload(&workload.id).await;
     server
@@ -306,11 +315,15 @@ async fn retention_drops_old_lines_and_a_reader_from_the_start_is_told_how_many(
 async fn a_very_long_line_is_cut_with_a_marker_and_filters_pick_lines() {
     let server = TestServer::start().await;
     let (_, workload) = server
-        .deploy(DeploymentBuilder::new("mixed").command([
-            "sh",
-            "-c",
-            "head -c 100000 /dev/zero | tr '\\0' x; echo; echo out; echo err >&2",
-        ]))
+        .deploy(
+            DeploymentBuilder::new("mixed")
+                .command([
+                    "sh",
+                    "-c",
+                    "head -c 100000 /dev/zero | tr '\\0' x; echo; echo out; echo err >&2",
+                ])
+                .min_ready_ms(0),
+        )
         .await;
     server.start_workload(&workload.id).await;
     server
@@ -459,6 +472,7 @@ async fn every_line_a_reader_received_before_a_kill_9_is_in_the_store_after_rest
         .create_deployment(
             DeploymentBuilder::new("burst")
                 .command([SAMPLE, "lines", "2000000"])
+                .min_ready_ms(0)
                 .build(),
         )
         .await

@@ -23,7 +23,8 @@ async fn deployments_workloads_and_logs_survive_a_restart_of_the_server() {
         .deploy(
             DeploymentBuilder::new("batch")
                 .service_path("batch")
-                .command([SAMPLE, "lines", "50"]),
+                .command([SAMPLE, "lines", "50"])
+                .min_ready_ms(0),
         )
         .await;
     let pending = server

@@ -69,6 +69,8 @@ async fn on_failure_restarts_with_growing_delays_then_gives_up_after_the_maximum
         .deploy(
             DeploymentBuilder::new("crashy")
                 .command(["sh", "-c", "echo trying; sleep 0.2; exit 1"])
+                // Started as soon as spawned: the crash comes while it runs.
+                .min_ready_ms(0)
                 .restart_policy(RestartPolicy {
                     mode: Mode::OnFailure.into(),
                     max_restarts: 3,

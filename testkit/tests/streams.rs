@@ -17,7 +17,8 @@ async fn tail_and_follow_read_exactly_the_lines_asked_for() {
         .deploy(
             DeploymentBuilder::new("batch")
                 .service_path("batch")
-                .command([SAMPLE, "lines", "5000"]),
+                .command([SAMPLE, "lines", "5000"])
+                .min_ready_ms(0),
         )
         .await;
     server.start_workload(&workload.id).await;

@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use futures::{StreamExt, stream::FuturesUnordered};
 use slipway_sdk::{
     Client,
-    proto::{Stage, Workload},
+    proto::{Action, Stage, Workload},
 };
 
 use super::{
@@ -14,7 +14,7 @@ use super::{
     error::{CliError, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK},
     output::outln,
     output::{Printer, short_id},
-    resolve::{Catalog, NameScope, is_pending, is_stoppable},
+    resolve::{Catalog, NameScope, admits},
     view::OperationResultView,
 };
 
@@ -41,17 +41,18 @@ impl Operation {
     /// What a deployment name stands for.
     fn name_scope(self) -> NameScope {
         match self {
-            Operation::Start => NameScope::WhereOrLatest(is_pending),
-            Operation::Stop { .. } | Operation::Restart => NameScope::WhereOrLatest(is_stoppable),
+            Operation::Start => NameScope::WhereOrLatest(Action::Start),
+            // A restart of a name means its live workloads (those a stop would reach).
+            Operation::Stop { .. } | Operation::Restart => NameScope::WhereOrLatest(Action::Stop),
             Operation::Remove => NameScope::All,
         }
     }
 
     /// Which workloads the selectors (`--deployment`, `-l`, `--all`) pick.
-    fn selects(self, stage: Stage) -> bool {
+    fn selects(self, workload: &Workload) -> bool {
         match self {
-            Operation::Start => is_pending(stage),
-            Operation::Stop { .. } => is_stoppable(stage),
+            Operation::Start => admits(workload, Action::Start),
+            Operation::Stop { .. } => admits(workload, Action::Stop),
             Operation::Restart | Operation::Remove => true,
         }
     }
@@ -110,7 +111,7 @@ pub async fn control(
     }
     if selecting {
         for workload in select(&catalog, &args)? {
-            if operation.selects(workload.stage()) && seen.insert(workload.id.clone()) {
+            if operation.selects(&workload) && seen.insert(workload.id.clone()) {
                 chosen.push((short_id(&workload.id).to_owned(), workload));
             }
         }
@@ -227,23 +228,8 @@ async fn perform(
     .finish()
     .await
     .map_err(server_error)?;
-    let stage = finished.stage();
-    let wanted = match operation {
-        Operation::Stop { .. } => Stage::Stopped,
-        _ => Stage::Running,
-    };
-    if stage == wanted {
-        Ok(Some(stage))
-    } else {
-        Err(CliError::Failed {
-            message: format!(
-                "{} ended {}: {}",
-                operation.name(),
-                stage.label(),
-                finished.error
-            ),
-        })
-    }
+    // The stream ended without a failure: the operation reached its goal.
+    Ok(Some(finished.stage()))
 }
 
 fn print_outcome(printer: Printer, catalog: &Catalog, operation: Operation, outcome: &Outcome) {

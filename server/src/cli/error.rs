@@ -121,9 +121,23 @@ impl CliError {
         }
     }
 
-    /// The field violations of an `INVALID_ARGUMENT` answer, one per line.
+    /// The field violations of an `INVALID_ARGUMENT` answer, or the exit code and
+    /// last lines of output of a failed operation, one per line.
     pub fn details(&self) -> Vec<String> {
         match self {
+            CliError::Server {
+                source: SdkError::OperationFailed(failure),
+                ..
+            } => failure
+                .exit_code
+                .map(|code| format!("exit code {code}"))
+                .into_iter()
+                .chain(
+                    (!failure.last_lines.is_empty())
+                        .then(|| "last lines of its output:".to_owned()),
+                )
+                .chain(failure.last_lines.iter().map(|line| format!("| {line}")))
+                .collect(),
             CliError::Server {
                 source: SdkError::InvalidArgument { violations, .. },
                 ..
@@ -145,6 +159,10 @@ fn server_hint(error: &SdkError, operation: Option<&str>) -> Option<String> {
         SdkError::InvalidState { current_stage, .. } => {
             invalid_state_hint(*current_stage, operation)
         }
+        SdkError::OperationFailed(failure) => Some(format!(
+            "its whole output: slipway logs {}",
+            super::output::short_id(&failure.workload_id)
+        )),
         SdkError::AlreadyExists { .. } => {
             Some("pick another --name, or remove it with `slipway deployment rm`".to_owned())
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use slipway_sdk::{
     Client,
-    proto::{Deployment, ListWorkloadsRequest, Stage, Workload},
+    proto::{Action, Deployment, ListWorkloadsRequest, Stage, Workload},
 };
 
 use super::{error::CliError, output::short_id};
@@ -18,8 +18,14 @@ pub enum NameScope {
     Latest,
     /// Every one.
     All,
-    /// Those in a stage for which the function holds, or the most recent one when none does.
-    WhereOrLatest(fn(Stage) -> bool),
+    /// Those that admit this action (as the server's `allowed_actions` say), or
+    /// the most recent one when none does.
+    WhereOrLatest(Action),
+}
+
+/// Whether the server says `workload` admits `action` now.
+pub fn admits(workload: &Workload, action: Action) -> bool {
+    workload.allowed_actions.contains(&(action as i32))
 }
 
 /// Whether a workload is on its way or running (not pending, not terminal).
@@ -28,16 +34,6 @@ pub fn is_active(stage: Stage) -> bool {
         stage,
         Stage::Validate | Stage::Build | Stage::Deploy | Stage::Running | Stage::Stopping
     )
-}
-
-/// Whether a workload may still be stopped (any non-terminal stage).
-pub fn is_stoppable(stage: Stage) -> bool {
-    !matches!(stage, Stage::Stopped | Stage::Failed | Stage::Unspecified)
-}
-
-/// Whether a workload waits to be started.
-pub fn is_pending(stage: Stage) -> bool {
-    stage == Stage::Pending
 }
 
 /// Every deployment and workload, read once per command.
@@ -141,7 +137,7 @@ impl Catalog {
                 NameScope::WhereOrLatest(wanted) => {
                     let matching: Vec<Workload> = of_deployment
                         .iter()
-                        .filter(|workload| wanted(workload.stage()))
+                        .filter(|workload| admits(workload, wanted))
                         .map(|workload| (*workload).clone())
                         .collect();
                     if matching.is_empty() {
@@ -228,10 +224,15 @@ mod tests {
     use prost_types::Timestamp;
 
     fn workload(id: &str, deployment_id: &str, stage: Stage, created: i64) -> Workload {
+        let allowed = match stage {
+            Stage::Running => vec![Action::Stop, Action::Restart, Action::Delete],
+            _ => vec![Action::Restart, Action::Delete],
+        };
         Workload {
             id: id.to_owned(),
             deployment_id: deployment_id.to_owned(),
             stage: stage as i32,
+            allowed_actions: allowed.into_iter().map(|action| action as i32).collect(),
             created_at: Some(Timestamp {
                 seconds: created,
                 nanos: 0,
@@ -302,7 +303,7 @@ mod tests {
         let latest = catalog.resolve_workload("web").map(|workload| workload.id);
         assert_eq!(latest.ok(), Some(format!("b{}", "0".repeat(31))));
         let active = catalog
-            .resolve_workloads("web", NameScope::WhereOrLatest(is_stoppable))
+            .resolve_workloads("web", NameScope::WhereOrLatest(Action::Stop))
             .map(|list| {
                 list.into_iter()
                     .map(|workload| workload.stage())

@@ -130,7 +130,10 @@ impl StageDisplay {
 
 /// How following a progress stream ended.
 enum ProgressEnd {
+    /// The operation reached its goal; the final workload.
     Finished(Box<Workload>),
+    /// It did not ([`slipway_sdk::Error::OperationFailed`]).
+    Failed(slipway_sdk::Error),
     Interrupted,
 }
 
@@ -159,6 +162,11 @@ async fn show_progress(
                     last = Some(Box::new(workload));
                 }
                 Some(Ok(Progress::Log(_))) => {}
+                Some(Err(error @ slipway_sdk::Error::OperationFailed(_))) => {
+                    display.stage(Stage::Failed);
+                    display.done();
+                    return Ok(ProgressEnd::Failed(error));
+                }
                 Some(Err(error)) => {
                     display.done();
                     return Err(CliError::server("the operation failed", error));
@@ -191,27 +199,20 @@ pub async fn start_and_show(
         .await
         .map_err(|error| CliError::server("cannot start the workload", error))?;
     match show_progress(progress, &mut display, false).await? {
-        ProgressEnd::Finished(workload) => running_or_error(*workload),
+        ProgressEnd::Finished(workload) => Ok(*workload),
+        ProgressEnd::Failed(error) => Err(not_started(workload_id, error)),
         ProgressEnd::Interrupted => Err(CliError::Failed {
             message: "interrupted".to_owned(),
         }),
     }
 }
 
-fn running_or_error(workload: Workload) -> Result<Workload, CliError> {
-    if workload.stage() == Stage::Running {
-        return Ok(workload);
-    }
-    let failed_stage = Stage::try_from(workload.failed_stage).map_or("unknown", Stage::label);
-    Err(CliError::Failed {
-        message: format!(
-            "workload {} ended {} (in {failed_stage}): {}; see `slipway logs {}`",
-            short_id(&workload.id),
-            workload.stage().label(),
-            workload.error,
-            short_id(&workload.id),
-        ),
-    })
+/// The error of a start that did not reach RUNNING.
+fn not_started(workload_id: &str, error: slipway_sdk::Error) -> CliError {
+    CliError::server(
+        format!("workload {} did not start", short_id(workload_id)),
+        error,
+    )
 }
 
 /// Refuses what the server cannot do before anything is created.
@@ -328,26 +329,26 @@ async fn foreground(
         .start_workload(workload_id)
         .await
         .map_err(|error| CliError::server("cannot start the workload", error))?;
-    let started = match show_progress(progress, &mut display, true).await? {
-        ProgressEnd::Interrupted => return stop_on_interrupt(client, workload_id, display).await,
-        ProgressEnd::Finished(workload) => *workload,
-    };
     let style = LineStyle {
         printer,
         timestamps: false,
     };
-    if let Err(error) = running_or_error(started) {
-        // Show what the workload printed, then why it failed.
-        let _ = print_logs(
-            client,
-            workload_id,
-            None,
-            false,
-            &LineFilter::default(),
-            style,
-        )
-        .await;
-        return Err(error);
+    match show_progress(progress, &mut display, true).await? {
+        ProgressEnd::Interrupted => return stop_on_interrupt(client, workload_id, display).await,
+        ProgressEnd::Finished(_) => {}
+        ProgressEnd::Failed(error) => {
+            // Show what the workload printed, then why it failed.
+            let _ = print_logs(
+                client,
+                workload_id,
+                None,
+                false,
+                &LineFilter::default(),
+                style,
+            )
+            .await;
+            return Err(not_started(workload_id, error));
+        }
     }
     let no_filter = LineFilter::default();
     let following = print_logs(client, workload_id, None, true, &no_filter, style);
@@ -403,6 +404,10 @@ async fn stop_on_interrupt(
                 workload.stage().label(),
                 workload.error
             ));
+            Ok(EXIT_FAILED)
+        }
+        ProgressEnd::Failed(error) => {
+            display.message(&format!("[slipway] {}: {error}", short_id(workload_id)));
             Ok(EXIT_FAILED)
         }
         ProgressEnd::Interrupted => Ok(EXIT_INTERRUPTED),

@@ -22,9 +22,15 @@ fn serve_http() -> std::io::Result<()> {
         std::env::var("GREETING_NAME").unwrap_or_else(|_| "sample-service".to_owned())
     );
     for stream in listener.incoming() {
-        let mut stream = stream?;
+        // A client that hangs up early costs its request only.
+        let Ok(mut stream) = stream else { continue };
         let mut request_line = String::new();
-        BufReader::new(&stream).read_line(&mut request_line)?;
+        if BufReader::new(&stream)
+            .read_line(&mut request_line)
+            .is_err()
+        {
+            continue;
+        }
         let path = request_line
             .split_whitespace()
             .nth(1)
