@@ -11,6 +11,8 @@ mod readiness;
 mod reconcile;
 mod run;
 mod supervisor;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::{BTreeMap, HashMap},

@@ -203,10 +203,9 @@ impl Supervisor {
                     (_, Operation::Restart) => self.restart().await,
                 };
                 match result {
+                    // An operation over at once (a stop of a pending workload) has
+                    // ended with the change that made it so.
                     Ok(()) => {
-                        // An operation that is over at once (a stop of a pending
-                        // workload) ends here.
-                        self.publish().await;
                         let _ = reply.send(Ok(progress));
                     }
                     Err(error) => {

@@ -2,6 +2,8 @@
 //! ([`process::ProcessRuntime`]); Docker comes next behind the same trait.
 
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 mod output;
 pub mod process;
 
