@@ -10,7 +10,10 @@ mod needs_docker {
         time::{Duration, Instant},
     };
 
-    use slipway_sdk::{DeploymentBuilder, proto::Stage};
+    use slipway_sdk::{
+        DeploymentBuilder,
+        proto::{Health, HealthCheck, Stage, TcpProbe, health_check::Probe},
+    };
     use slipway_testkit::{
         PATIENCE, TestServer,
         docker::{Cleanup, container_env, health_status, published_ports, test_image, unique_name},
@@ -63,6 +66,52 @@ mod needs_docker {
             server.stop_workload(&workload.id).await;
             server.delete_deployment(&deployment.id).await;
         }
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tcp_liveness_check_reaches_the_service_not_the_port_proxy() {
+        require_docker!();
+        let image = test_image();
+        let server = TestServer::start().await;
+        let mut cleanup = Cleanup::new();
+        let (deployment, workload) = server
+            .deploy(
+                DeploymentBuilder::new(unique_name("lively"))
+                    .image(image)
+                    // httpd goes to the background; the container lives on without it.
+                    .command(["sh", "-c", "httpd -p 8080 -h /; while :; do sleep 1; done"])
+                    .container_port(8080)
+                    .liveness(HealthCheck {
+                        probe: Some(Probe::Tcp(TcpProbe {})),
+                        interval_ms: Some(200),
+                        timeout_ms: Some(1000),
+                        failure_threshold: Some(2),
+                    })
+                    .stop_grace_period_seconds(1),
+            )
+            .await;
+        cleanup.track(&deployment.id);
+        let running = server.start_workload(&workload.id).await;
+        assert_eq!(running.stage(), Stage::Running, "{}", running.error);
+        server.wait_for_health(&workload.id, Health::Healthy).await;
+
+        // The server inside stops listening while the engine's proxy still accepts.
+        let output = std::process::Command::new("docker")
+            .args(["exec", &running.runtime_id, "killall", "httpd"])
+            .output()
+            .expect("docker exec");
+        assert!(output.status.success(), "{output:?}");
+        let failed = server
+            .wait_for(&workload.id, Stage::Failed)
+            .await
+            .expect("failed");
+        assert!(
+            failed.error.contains("liveness check failed"),
+            "{}",
+            failed.error
+        );
+        server.delete_deployment(&deployment.id).await;
         server.stop().await;
     }
 
