@@ -145,3 +145,147 @@ async fn http_status(address: SocketAddr, path: &str) -> std::io::Result<u16> {
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::VecDeque, sync::Mutex, time::Duration};
+
+    use async_trait::async_trait;
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::{
+        domain::{RuntimeKind, WorkloadId},
+        logs::LogSink,
+        runtime::{ExitStatus, LogResume, Reclaimed, RunContext, RuntimeError, RuntimeHandle},
+    };
+
+    /// A runtime whose instances' own health check says the scripted verdicts in
+    /// turn, then the last one forever; nothing else is used.
+    struct ScriptedHealth(Mutex<VecDeque<OwnHealth>>);
+
+    impl ScriptedHealth {
+        fn new(verdicts: impl IntoIterator<Item = OwnHealth>) -> Self {
+            Self(Mutex::new(verdicts.into_iter().collect()))
+        }
+    }
+
+    fn unused() -> RuntimeError {
+        RuntimeError::Invalid("not used by readiness".to_owned())
+    }
+
+    #[async_trait]
+    impl Runtime for ScriptedHealth {
+        fn kind(&self) -> RuntimeKind {
+            RuntimeKind::Docker
+        }
+        async fn validate(&self, _: &RunContext, _: &LogSink) -> Result<(), RuntimeError> {
+            Err(unused())
+        }
+        async fn build(&self, _: &RunContext, _: &LogSink) -> Result<(), RuntimeError> {
+            Err(unused())
+        }
+        async fn start(&self, _: &RunContext, _: &LogSink) -> Result<Instance, RuntimeError> {
+            Err(unused())
+        }
+        async fn stop(
+            &self,
+            _: &Instance,
+            _: &str,
+            _: Duration,
+        ) -> Result<ExitStatus, RuntimeError> {
+            Err(unused())
+        }
+        async fn exec(
+            &self,
+            _: &RunContext,
+            _: &Instance,
+            _: &[String],
+            _: Duration,
+        ) -> Result<bool, RuntimeError> {
+            Err(unused())
+        }
+        async fn own_health(&self, _: &Instance) -> Result<OwnHealth, RuntimeError> {
+            let mut verdicts = self.0.lock().map_err(|_| unused())?;
+            let verdict = if verdicts.len() > 1 {
+                verdicts.pop_front()
+            } else {
+                verdicts.front().cloned()
+            };
+            Ok(verdict.unwrap_or(OwnHealth::NoCheck))
+        }
+        async fn reclaim(
+            &self,
+            _: &RuntimeHandle,
+            _: &LogSink,
+            _: LogResume,
+            _: Duration,
+        ) -> Result<Reclaimed, RuntimeError> {
+            Err(unused())
+        }
+        async fn remove(&self, _: &WorkloadId) -> Result<(), RuntimeError> {
+            Err(unused())
+        }
+    }
+
+    fn instance(probe_address: Option<SocketAddr>) -> Instance {
+        let (_exit, exited) = watch::channel(None);
+        let handle = RuntimeHandle {
+            runtime_id: "test".to_owned(),
+            process_start_time: None,
+        };
+        Instance::new(handle, exited).with_probe_address(probe_address)
+    }
+
+    #[tokio::test]
+    async fn without_a_readiness_check_the_instances_own_health_check_decides() {
+        let timeout = Duration::from_secs(1);
+        let none = Readiness::None;
+        let cases = [
+            (vec![OwnHealth::NoCheck], Ok(())),
+            (
+                vec![OwnHealth::Starting, OwnHealth::Starting, OwnHealth::Healthy],
+                Ok(()),
+            ),
+            (
+                vec![
+                    OwnHealth::Starting,
+                    OwnHealth::Unhealthy("exit code 1".to_owned()),
+                ],
+                Err("the image's health check reports unhealthy: exit code 1".to_owned()),
+            ),
+            (
+                vec![OwnHealth::Starting],
+                Err("not healthy after 1s: the image's health check has not passed yet".to_owned()),
+            ),
+        ];
+        for (verdicts, expected) in cases {
+            let runtime = ScriptedHealth::new(verdicts.clone());
+            let outcome = wait_instance_ready(&runtime, &instance(None), &none, timeout).await;
+            assert_eq!(outcome, expected, "{verdicts:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn probes_go_to_the_instances_probe_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        // An image that says unhealthy does not matter when the spec has its own check.
+        let runtime = ScriptedHealth::new([OwnHealth::Unhealthy("ignored".to_owned())]);
+        let ready = wait_instance_ready(
+            &runtime,
+            &instance(Some(address)),
+            &Readiness::Tcp,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(ready, Ok(()));
+        drop(listener);
+        assert!(matches!(
+            probe_once(&Readiness::Tcp, address).await,
+            ProbeResult::NotReady(reason) if reason.contains(&address.to_string())
+        ));
+    }
+}
