@@ -1,6 +1,12 @@
 //! Server settings: flags, each also from a `SLIPWAY_*` environment variable.
 
-use std::{fmt, net::SocketAddr, ops::RangeInclusive, path::PathBuf, str::FromStr};
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    ops::RangeInclusive,
+    path::PathBuf,
+    str::FromStr,
+};
 
 /// Settings of `slipway serve`.
 #[derive(clap::Args, Debug, Clone)]
@@ -25,6 +31,12 @@ pub struct ServeConfig {
     /// Ports handed to workloads that listen, as FIRST-LAST.
     #[arg(long, env = "SLIPWAY_PORT_RANGE", default_value = "3100-3200", value_parser = parse_port_range)]
     pub port_range: RangeInclusive<u16>,
+
+    /// Host address the ports of Docker workloads are published on; `0.0.0.0`
+    /// publishes them on every address of the host. (Process workloads bind
+    /// 127.0.0.1 themselves.)
+    #[arg(long, env = "SLIPWAY_PUBLISH_ADDRESS", default_value = "127.0.0.1")]
+    pub publish_address: IpAddr,
 
     /// At shutdown, running workloads get at most this many seconds to stop.
     #[arg(long, env = "SLIPWAY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
@@ -59,6 +71,7 @@ impl ServeConfig {
             database_url: None,
             root,
             port_range: 3100..=3200,
+            publish_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             shutdown_grace_seconds: 10,
             on_shutdown: "stop".to_owned(),
             log_retention_lines: 100_000,

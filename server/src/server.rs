@@ -79,7 +79,7 @@ pub async fn serve(
     let store = Store::connect(&config.database_url()).await?;
     let runtimes: Vec<Arc<dyn Runtime>> = vec![
         Arc::new(ProcessRuntime::new()),
-        Arc::new(DockerRuntime::new()),
+        Arc::new(DockerRuntime::with_publish_address(config.publish_address)),
     ];
     let settings = Settings {
         root: root.clone(),

@@ -142,3 +142,50 @@ pub fn remove_container(id: &str) {
     let output = docker(&["rm", "-f", id]).expect("docker rm");
     assert!(output.status.success(), "docker rm -f {id} failed");
 }
+
+/// A name (of a deployment, say) that no other test of any run uses.
+pub fn unique_name(name: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `docker inspect --format FORMAT id`, trimmed.
+pub fn inspect(id: &str, format: &str) -> String {
+    let output = docker(&["inspect", "--format", format, id]).expect("docker inspect");
+    assert!(
+        output.status.success(),
+        "docker inspect {id} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The environment the engine gives the container (`Config.Env`), as `NAME=value` lines.
+pub fn container_env(id: &str) -> Vec<String> {
+    inspect(id, "{{range .Config.Env}}{{println .}}{{end}}")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The host addresses the container's ports are published on, as `docker port`
+/// shows them: `8080/tcp -> 127.0.0.1:3101`.
+pub fn published_ports(id: &str) -> Vec<String> {
+    let output = docker(&["port", id]).expect("docker port");
+    assert!(output.status.success(), "docker port {id} failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The state of the container's own health check (`State.Health.Status`:
+/// `starting`, `healthy`, `unhealthy`), empty when it has none.
+pub fn health_status(id: &str) -> String {
+    inspect(id, "{{if .State.Health}}{{.State.Health.Status}}{{end}}")
+}

@@ -145,6 +145,14 @@ impl TestServer {
         (deployment, workload)
     }
 
+    /// Deletes a deployment (and its workloads), which must succeed.
+    pub async fn delete_deployment(&self, deployment_id: &str) {
+        self.client
+            .delete_deployment(deployment_id)
+            .await
+            .expect("delete deployment");
+    }
+
     /// Starts a workload and waits for the start to end.
     pub async fn start_workload(&self, workload_id: &str) -> Workload {
         let progress = self
@@ -229,6 +237,30 @@ impl TestServer {
         tokio::time::timeout(PATIENCE, waiting)
             .await
             .expect("health reached in time")
+    }
+
+    /// Every retained event, from the first up to (at least) `revision`, read
+    /// through WatchEvents from revision 0.
+    pub async fn events_through(&self, revision: u64) -> Vec<slipway_sdk::proto::Event> {
+        use slipway_sdk::proto::WatchEventsRequest;
+        let request = WatchEventsRequest::default();
+        let mut events = Box::pin(self.client.watch_events(request).await.expect("watch"));
+        let mut seen = Vec::new();
+        let reading = async {
+            while let Some(event) = events.next().await {
+                let event = event.expect("event");
+                let reached = event.revision >= revision;
+                seen.push(event);
+                if reached {
+                    return;
+                }
+            }
+            panic!("the event stream ended before revision {revision}");
+        };
+        tokio::time::timeout(PATIENCE, reading)
+            .await
+            .expect("events read in time");
+        seen
     }
 
     /// Every stored log message of a workload, in order.

@@ -10,23 +10,12 @@ mod needs_docker {
         Dirs, PATIENCE, ServerProcess, TestServer,
         docker::{
             Cleanup, container_log_lines, containers_with_label, example_base_image,
-            remove_container, test_image,
+            remove_container, test_image, unique_name as unique,
         },
         eventually, http_get, port_range, require_docker,
     };
 
     const SERVER_PROCESS: &str = env!("CARGO_BIN_EXE_slipway-server-process");
-
-    /// A deployment name no other test run uses.
-    fn unique(name: &str) -> String {
-        format!("{name}-{}-{}", std::process::id(), uuid_suffix())
-    }
-
-    fn uuid_suffix() -> u32 {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    }
 
     fn copy_dir(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).expect("mkdir");

@@ -43,11 +43,13 @@ pub struct Listen {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Readiness {
-    /// Ready when a TCP connection to the port succeeds.
+    /// Ready when a TCP connection to the service succeeds (127.0.0.1 and the
+    /// port for a process; the container's address and port for a container).
     Tcp,
-    /// Ready when `GET http://127.0.0.1:<port><path>` answers 2xx or 3xx.
+    /// Ready when `GET <path>` on the service (as for `Tcp`) answers 2xx or 3xx.
     Http { path: String },
-    /// Ready as soon as started.
+    /// Ready as soon as started; a container whose image has a `HEALTHCHECK`,
+    /// once the engine says it is healthy.
     None,
 }
 

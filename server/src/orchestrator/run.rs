@@ -139,7 +139,13 @@ async fn drive(
     // for the spec's minimum (without a check, a process that exits at once has
     // not started).
     let ready_and_settled = async {
-        readiness::wait_ready(&spec.readiness, inputs.context.port, spec.startup_timeout).await?;
+        readiness::wait_instance_ready(
+            runtime.as_ref(),
+            &instance,
+            &spec.readiness,
+            spec.startup_timeout,
+        )
+        .await?;
         let min_ready = spec.min_ready();
         if !min_ready.is_zero() {
             tokio::time::sleep(min_ready).await;
@@ -297,14 +303,17 @@ async fn liveness(
     let mut health = Health::Unknown;
     loop {
         tokio::time::sleep(interval).await;
-        let port = context.port.unwrap_or_default();
-        let verdict = match &probe {
-            Probe::Tcp => attempt(readiness::probe_once(&Readiness::Tcp, port), timeout).await,
-            Probe::Http { path } => {
-                let readiness = Readiness::Http { path: path.clone() };
-                attempt(readiness::probe_once(&readiness, port), timeout).await
+        let address = instance.probe_address();
+        let verdict = match (&probe, address) {
+            (Probe::Tcp | Probe::Http { .. }, None) => Err("no address to probe".to_owned()),
+            (Probe::Tcp, Some(address)) => {
+                attempt(readiness::probe_once(&Readiness::Tcp, address), timeout).await
             }
-            Probe::Exec { command } => {
+            (Probe::Http { path }, Some(address)) => {
+                let readiness = Readiness::Http { path: path.clone() };
+                attempt(readiness::probe_once(&readiness, address), timeout).await
+            }
+            (Probe::Exec { command }, _) => {
                 match runtime.exec(context, instance, command, timeout).await {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(format!("{} failed or timed out", command.join(" "))),

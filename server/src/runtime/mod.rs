@@ -1,5 +1,5 @@
 //! Runtimes: where workloads run. One trait, implemented by local processes
-//! ([`process::ProcessRuntime`]); Docker comes next behind the same trait.
+//! ([`process::ProcessRuntime`]) and Docker containers ([`docker::DockerRuntime`]).
 
 pub mod docker;
 #[cfg(test)]
@@ -7,7 +7,7 @@ pub mod fake;
 mod output;
 pub mod process;
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -32,11 +32,19 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    /// The environment of build steps and of the workload: the spec's env, and
-    /// `PORT` when the workload has one.
+    /// The environment of build steps and of a process workload: see
+    /// [`RunContext::env_listening_on`], with `PORT` the port from the pool.
     pub fn env(&self) -> BTreeMap<String, String> {
+        self.env_listening_on(self.port)
+    }
+
+    /// The environment of the workload, for every runtime: the spec's env, its
+    /// secret env, and `PORT` set to `port` (where the workload listens: the port
+    /// from the pool for a process, the container port for a container).
+    /// This is the one place a workload's environment is made.
+    pub fn env_listening_on(&self, port: Option<u16>) -> BTreeMap<String, String> {
         let mut env = self.spec.full_env();
-        if let Some(port) = self.port {
+        if let Some(port) = port {
             env.insert("PORT".to_owned(), port.to_string());
         }
         env
@@ -78,16 +86,37 @@ pub struct RuntimeHandle {
     pub process_start_time: Option<u64>,
 }
 
-/// A started instance: its handle and, once it has exited, how.
+/// A started instance: its handle, where its service answers and, once it has
+/// exited, how.
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub handle: RuntimeHandle,
     exit: watch::Receiver<Option<ExitStatus>>,
+    probe_address: Option<SocketAddr>,
 }
 
 impl Instance {
+    /// An instance with no address to probe; see [`Instance::with_probe_address`].
     pub fn new(handle: RuntimeHandle, exit: watch::Receiver<Option<ExitStatus>>) -> Self {
-        Self { handle, exit }
+        Self {
+            handle,
+            exit,
+            probe_address: None,
+        }
+    }
+
+    /// The same instance, probed at `address`.
+    pub fn with_probe_address(mut self, address: Option<SocketAddr>) -> Self {
+        self.probe_address = address;
+        self
+    }
+
+    /// Where readiness and TCP/HTTP liveness checks reach the workload's service
+    /// itself, not a proxy in front of it: 127.0.0.1 and the port from the pool for
+    /// a process, the container's address on its network and its container port
+    /// for a container. `None` when the workload does not listen.
+    pub fn probe_address(&self) -> Option<SocketAddr> {
+        self.probe_address
     }
 
     /// Waits until the instance has exited and its output has been read.
@@ -123,6 +152,20 @@ pub enum Reclaimed {
     Stopped,
     /// Not there any more.
     Gone,
+}
+
+/// What an instance's own health check says (an image's `HEALTHCHECK`, run by
+/// the engine), as opposed to the checks of the deployment's spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnHealth {
+    /// The instance has no health check of its own.
+    NoCheck,
+    /// It has one, and no verdict yet.
+    Starting,
+    /// Its check passes.
+    Healthy,
+    /// Its check failed as often as it allows; the reason is the check's last output.
+    Unhealthy(String),
 }
 
 /// Why a runtime operation failed. The message is for users.
@@ -193,6 +236,13 @@ pub trait Runtime: Send + Sync + 'static {
         command: &[String],
         timeout: Duration,
     ) -> Result<bool, RuntimeError>;
+
+    /// What the instance's own health check says (an image's `HEALTHCHECK`).
+    /// Runtimes without such checks need not implement it: the default says
+    /// there is none.
+    async fn own_health(&self, _instance: &Instance) -> Result<OwnHealth, RuntimeError> {
+        Ok(OwnHealth::NoCheck)
+    }
 
     /// Deals with an instance an earlier Slipway left running: adopts it when the
     /// runtime can follow it again, else stops it (`grace` as for `stop`).

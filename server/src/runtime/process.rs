@@ -3,6 +3,7 @@
 
 use std::{
     collections::BTreeMap,
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
@@ -356,7 +357,10 @@ impl Runtime for ProcessRuntime {
             drain(readers).await;
             exit_sender.send_replace(Some(status));
         });
-        Ok(Instance::new(handle, exit))
+        let probe_address = context
+            .port
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        Ok(Instance::new(handle, exit).with_probe_address(probe_address))
     }
 
     async fn stop(

@@ -1,35 +1,44 @@
 //! The Docker runtime: a deployment's Dockerfile is built (or its image pulled),
 //! and each generation of a workload is a labelled container with an init process,
-//! its port published from the pool. Talks to the engine through bollard, with
-//! the API version negotiated, at `DOCKER_HOST` or the default socket.
+//! its port published from the pool on the publish address (127.0.0.1 unless
+//! configured otherwise). Readiness and liveness probes reach the container on its
+//! own network address, and an image's `HEALTHCHECK` is honoured. Talks to the
+//! engine through bollard, with the API version negotiated, at `DOCKER_HOST` or
+//! the default socket.
 
+mod container;
 mod context;
+mod image;
 mod labels;
 mod logs;
 mod timestamps;
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use bollard::{
     Docker,
     errors::Error as DockerError,
-    models::{ContainerCreateBody, HostConfig, PortBinding},
     query_parameters::{
-        BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
         KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     },
 };
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
+pub use image::image_tag;
 pub use labels::ContainerLabels;
 
 use super::{
-    ExitStatus, Instance, LogResume, Reclaimed, RunContext, Runtime, RuntimeError, RuntimeHandle,
+    ExitStatus, Instance, LogResume, OwnHealth, Reclaimed, RunContext, Runtime, RuntimeError,
+    RuntimeHandle,
 };
 use crate::{
-    domain::{LogLevel, LogStream, RuntimeKind, WorkloadId},
+    domain::{LogLevel, RuntimeKind, WorkloadId},
     logs::LogSink,
 };
 
@@ -39,6 +48,8 @@ const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// Runs workloads as Docker containers.
 pub struct DockerRuntime {
     client: OnceCell<Docker>,
+    /// The host address container ports are published on.
+    publish_address: IpAddr,
 }
 
 impl Default for DockerRuntime {
@@ -81,50 +92,19 @@ fn engine_error(context: &str, error: DockerError) -> RuntimeError {
     }
 }
 
-/// The tag of the image built for a deployment: `slipway/<name>:<id prefix>`.
-pub fn image_tag(context: &RunContext) -> String {
-    let mut name: String = context
-        .deployment_name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|character| {
-            if character.is_ascii_alphanumeric() || "._-".contains(character) {
-                character
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    name = name
-        .trim_start_matches(|character: char| !character.is_ascii_alphanumeric())
-        .to_owned();
-    if name.is_empty() {
-        name = "deployment".to_owned();
-    }
-    format!("slipway/{name}:{}", context.deployment_id.short())
-}
-
-/// `name[:tag]` → (name, tag), `latest` when no tag is given.
-fn split_reference(image: &str) -> (&str, &str) {
-    match image.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => (name, tag),
-        _ => (image, "latest"),
-    }
-}
-
-fn container_name(context: &RunContext) -> String {
-    format!(
-        "slipway-{}-{}",
-        context.workload_id.short(),
-        context.generation
-    )
-}
-
 impl DockerRuntime {
-    /// A runtime that connects to the engine on first use.
+    /// A runtime that connects to the engine on first use and publishes
+    /// container ports on 127.0.0.1.
     pub fn new() -> Self {
+        Self::with_publish_address(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// A runtime that publishes container ports on `publish_address`
+    /// (`0.0.0.0` for every address of the host).
+    pub fn with_publish_address(publish_address: IpAddr) -> Self {
         Self {
             client: OnceCell::new(),
+            publish_address,
         }
     }
 
@@ -193,201 +173,16 @@ impl DockerRuntime {
         }
     }
 
-    async fn pull(&self, image: &str, logs: &LogSink) -> Result<(), RuntimeError> {
-        let docker = self.docker().await?;
-        if docker.inspect_image(image).await.is_ok() {
-            logs.system(LogLevel::Info, format!("image {image} is present"))
-                .await;
-            return Ok(());
-        }
-        logs.system(
-            LogLevel::Info,
-            format!("image {image} is not present, pulling it"),
-        )
-        .await;
-        let (name, tag) = split_reference(image);
-        let options = CreateImageOptionsBuilder::new()
-            .from_image(name)
-            .tag(tag)
-            .build();
-        let mut progress = docker.create_image(Some(options), None, None);
-        let mut last_status = String::new();
-        while let Some(item) = progress.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(status) = info.status {
-                        // Layer progress repeats the same status many times; keep one line each.
-                        let line = match info.id {
-                            Some(id) => format!("{id}: {status}"),
-                            None => status,
-                        };
-                        if line != last_status {
-                            logs.output(LogStream::Stdout, line.clone()).await;
-                            last_status = line;
-                        }
-                    }
-                }
-                Err(error) => {
-                    let reason = match error {
-                        DockerError::DockerStreamError { error } => error,
-                        DockerError::DockerResponseServerError { message, .. } => message,
-                        other => other.to_string(),
-                    };
-                    return Err(RuntimeError::Build(format!(
-                        "image {image} is not present locally and could not be pulled: {reason}"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn build_image(
+    /// The container as the engine sees it now.
+    async fn inspect(
         &self,
-        context: &RunContext,
-        dockerfile: &str,
-        logs: &LogSink,
-    ) -> Result<(), RuntimeError> {
+        id: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, RuntimeError> {
         let docker = self.docker().await?;
-        let directory = context.service_dir.clone();
-        let dockerfile_name = dockerfile.to_owned();
-        let tar = tokio::task::spawn_blocking(move || {
-            context::build_context(&directory, &dockerfile_name)
-        })
-        .await
-        .map_err(|error| RuntimeError::Build(format!("making the build context failed: {error}")))?
-        .map_err(|source| RuntimeError::Io {
-            context: "making the build context".to_owned(),
-            source,
-        })?;
-        let tag = image_tag(context);
-        logs.system(
-            LogLevel::Info,
-            format!(
-                "building {tag} from {dockerfile} ({} bytes of context)",
-                tar.len()
-            ),
-        )
-        .await;
-        let image_labels = HashMap::from([(labels::DEPLOYMENT, context.deployment_id.to_string())]);
-        let options = BuildImageOptionsBuilder::new()
-            .dockerfile(dockerfile)
-            .t(&tag)
-            .labels(&image_labels)
-            .rm(true)
-            .forcerm(true)
-            .build();
-        let mut output = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
-        while let Some(item) = output.next().await {
-            let info = match item {
-                Ok(info) => info,
-                Err(DockerError::DockerStreamError { error }) => {
-                    return Err(RuntimeError::Build(format!("docker build failed: {error}")));
-                }
-                Err(error) => return Err(engine_error("building the image", error)),
-            };
-            if let Some(text) = info.stream {
-                for line in text.lines().filter(|line| !line.trim().is_empty()) {
-                    logs.output(LogStream::Stdout, line.to_owned()).await;
-                }
-            }
-            if let Some(detail) = info.error_detail {
-                let message = detail.message.unwrap_or_else(|| "unknown error".to_owned());
-                logs.output(LogStream::Stderr, message.clone()).await;
-                return Err(RuntimeError::Build(format!(
-                    "docker build failed: {message}"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    fn create_body(&self, context: &RunContext, image: String) -> ContainerCreateBody {
-        let spec = &context.spec;
-        let labels = ContainerLabels {
-            workload_id: context.workload_id.clone(),
-            deployment_id: context.deployment_id.clone(),
-            generation: context.generation,
-        };
-        let mut env: Vec<String> = spec
-            .env
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect();
-        let mut host_config = HostConfig {
-            init: Some(true),
-            memory: spec
-                .resources
-                .memory_bytes
-                .and_then(|bytes| i64::try_from(bytes).ok()),
-            nano_cpus: spec
-                .resources
-                .millicpus
-                .map(|millicpus| i64::from(millicpus) * 1_000_000),
-            ..HostConfig::default()
-        };
-        let mut exposed_ports = None;
-        if let (Some(listen), Some(port)) = (spec.listen, context.port) {
-            let key = format!("{}/tcp", listen.container_port);
-            env.push(format!("PORT={}", listen.container_port));
-            exposed_ports = Some(vec![key.clone()]);
-            let binding = PortBinding {
-                host_ip: Some("0.0.0.0".to_owned()),
-                host_port: Some(port.to_string()),
-            };
-            host_config.port_bindings = Some(HashMap::from([(key, Some(vec![binding]))]));
-        }
-        ContainerCreateBody {
-            image: Some(image),
-            cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
-            env: Some(env),
-            labels: Some(labels.to_map()),
-            exposed_ports,
-            host_config: Some(host_config),
-            ..ContainerCreateBody::default()
-        }
-    }
-
-    /// The workload's container for this generation: the one made before (a
-    /// retry) or a new one.
-    async fn create_container(&self, context: &RunContext) -> Result<String, RuntimeError> {
-        let docker = self.docker().await?;
-        for (id, labels) in self.containers_of(&context.workload_id).await? {
-            if labels.generation != context.generation {
-                self.remove_container(&id).await?;
-            }
-        }
-        let name = container_name(context);
-        if let Ok(existing) = docker.inspect_container(&name, None).await {
-            let ours = existing
-                .config
-                .as_ref()
-                .and_then(|config| config.labels.as_ref())
-                .and_then(ContainerLabels::parse)
-                .is_some_and(|labels| labels.workload_id == context.workload_id);
-            let running = existing
-                .state
-                .as_ref()
-                .and_then(|state| state.running)
-                .unwrap_or(false);
-            if ours && !running {
-                // Made by an earlier attempt that failed before or at start: make it anew,
-                // so it gets this attempt's port.
-                self.remove_container(&name).await?;
-            } else if let (true, Some(id)) = (ours, existing.id) {
-                return Ok(id);
-            }
-        }
-        let image = match &context.spec.image {
-            Some(image) => image.clone(),
-            None => image_tag(context),
-        };
-        let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let created = docker
-            .create_container(Some(options), self.create_body(context, image))
+        docker
+            .inspect_container(id, None)
             .await
-            .map_err(|error| engine_error("creating the container", error))?;
-        Ok(created.id)
+            .map_err(|error| engine_error("inspecting the container", error))
     }
 }
 
@@ -464,16 +259,21 @@ impl Runtime for DockerRuntime {
             format!("container {} started", &id[..12.min(id.len())]),
         )
         .await;
+        let inspected = match self.inspect(&id).await {
+            Ok(inspected) => inspected,
+            Err(error) => {
+                // Without knowing where it answers it cannot be probed: leave nothing behind.
+                let _ = self.remove_container(&id).await;
+                return Err(error);
+            }
+        };
+        let probe_address = container::probe_address(&inspected);
         let handle = RuntimeHandle {
             runtime_id: id,
             process_start_time: None,
         };
-        Ok(logs::follow(
-            docker.clone(),
-            handle,
-            logs.clone(),
-            LogResume::default(),
-        ))
+        let instance = logs::follow(docker.clone(), handle, logs.clone(), LogResume::default());
+        Ok(instance.with_probe_address(probe_address))
     }
 
     async fn stop(
@@ -550,6 +350,11 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    async fn own_health(&self, instance: &Instance) -> Result<OwnHealth, RuntimeError> {
+        let inspected = self.inspect(&instance.handle.runtime_id).await?;
+        Ok(container::own_health(&inspected))
+    }
+
     async fn reclaim(
         &self,
         handle: &RuntimeHandle,
@@ -576,12 +381,11 @@ impl Runtime for DockerRuntime {
             "slipway restarted: container adopted, following its output again",
         )
         .await;
-        Ok(Reclaimed::Adopted(logs::follow(
-            docker.clone(),
-            handle.clone(),
-            logs.clone(),
-            resume,
-        )))
+        let probe_address = container::probe_address(&inspected);
+        let instance = logs::follow(docker.clone(), handle.clone(), logs.clone(), resume);
+        Ok(Reclaimed::Adopted(
+            instance.with_probe_address(probe_address),
+        ))
     }
 
     async fn remove(&self, workload_id: &WorkloadId) -> Result<(), RuntimeError> {
@@ -589,23 +393,5 @@ impl Runtime for DockerRuntime {
             self.remove_container(&id).await?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_split_into_name_and_tag() {
-        assert_eq!(split_reference("busybox"), ("busybox", "latest"));
-        assert_eq!(
-            split_reference("local/busybox:1.36"),
-            ("local/busybox", "1.36")
-        );
-        assert_eq!(
-            split_reference("registry:5000/app"),
-            ("registry:5000/app", "latest")
-        );
     }
 }
