@@ -14,7 +14,7 @@
 use std::io::{Read, Write};
 
 use futures::StreamExt;
-use slipway_sdk::{Client, DeploymentBuilder, Error, Progress, ProgressStream, proto::Stage};
+use slipway_sdk::{Client, DeploymentBuilder, Error, Progress, ProgressStream};
 
 const NAME: &str = "quickstart-hello";
 
@@ -87,10 +87,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let workload = client.create_workload(&deployment.id).await?;
     println!("workload {}", workload.id);
 
-    let running = show("start", client.start_workload(&workload.id).await?).await?;
-    if running.stage() != Stage::Running {
-        return Err(format!("the workload did not start: {}", running.error).into());
-    }
+    // A start that does not reach RUNNING is an error that says why, with the
+    // service's last lines.
+    let running = match show("start", client.start_workload(&workload.id).await?).await {
+        Ok(running) => running,
+        Err(Error::OperationFailed(failure)) => {
+            for line in &failure.last_lines {
+                eprintln!("  | {line}");
+            }
+            return Err(failure.message.into());
+        }
+        Err(other) => return Err(other.into()),
+    };
     println!(
         "GET http://127.0.0.1:{}/ -> {}",
         running.port,
