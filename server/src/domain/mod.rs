@@ -5,6 +5,7 @@ mod event;
 mod ids;
 mod log;
 mod policy;
+mod secret;
 mod spec;
 mod stage;
 mod time;
@@ -14,6 +15,7 @@ pub use event::{Event, EventKind, NewEvent};
 pub use ids::{DeploymentId, IdError, WorkloadId};
 pub use log::{LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine};
 pub use policy::{HealthCheck, Probe, RestartMode, RestartPolicy, STOP_SIGNALS};
+pub use secret::{REDACTED, Secret};
 pub use spec::{
     BuildStep, Deployment, DeploymentSpec, FieldViolation, Listen, Readiness, Resources,
     RuntimeKind, validate_deployment_name, validate_spec,
