@@ -3,6 +3,7 @@
 
 mod event;
 mod ids;
+mod level;
 mod log;
 mod policy;
 mod secret;
@@ -13,6 +14,7 @@ mod workload;
 
 pub use event::{Event, EventKind, NewEvent};
 pub use ids::{DeploymentId, IdError, WorkloadId};
+pub use level::{named_level, output_level};
 pub use log::{LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine};
 pub use policy::{HealthCheck, Probe, RestartMode, RestartPolicy, STOP_SIGNALS};
 pub use secret::{REDACTED, Secret};
