@@ -8,7 +8,7 @@ use serde::Deserialize;
 use slipway_sdk::{DeploymentBuilder, proto::CreateDeploymentRequest};
 
 use super::error::CliError;
-use crate::domain::Secret;
+use slipway_server::domain::Secret;
 
 /// A deployment as written in a spec file.
 #[derive(Debug, Deserialize, Default, PartialEq)]
