@@ -15,7 +15,7 @@ use slipway_server::{
         Deployment, DeploymentId, DeploymentSpec, Event, EventKind, LogLevel, LogLine, LogStream,
         Secret, Stage, Workload, WorkloadId, now,
     },
-    store::{StateWrite, Store, StoreError, WorkloadFilter},
+    store::{EventFilter, StateWrite, Store, StoreError, WorkloadFilter},
 };
 use slipway_testkit::{TestDatabase, TestServer};
 use tonic::Code;
@@ -169,6 +169,21 @@ async fn typed_ids_round_trip() {
             .await
             .expect("read")
             .is_none()
+    );
+    let of_deployment = EventFilter {
+        deployment_id: Some(deployment.id.clone()),
+        ..EventFilter::default()
+    };
+    let events = fixture
+        .store
+        .read_events(0, &of_deployment, 10)
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 2);
+    assert!(
+        events
+            .iter()
+            .all(|event| event.deployment_id == deployment.id)
     );
     fixture.store.close().await.expect("close");
 }

@@ -235,7 +235,8 @@ async fn copy_rows(
         .map(drop)
 }
 
-/// Drops `table` and gives its rebuilt table its name.
+/// Drops `table` and gives its rebuilt table its name (and, on PostgreSQL, its
+/// primary key the name it would have had).
 async fn replace(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
     manager
         .drop_table(Table::drop().table(Alias::new(table)).to_owned())
@@ -246,7 +247,13 @@ async fn replace(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> 
                 .table(building(table), Alias::new(table))
                 .to_owned(),
         )
-        .await
+        .await?;
+    if manager.get_database_backend() == DbBackend::Postgres {
+        let sql =
+            format!("ALTER TABLE {table} RENAME CONSTRAINT {table}_rebuilt_pkey TO {table}_pkey");
+        manager.get_connection().execute_unprepared(&sql).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
