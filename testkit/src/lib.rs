@@ -93,6 +93,11 @@ impl TestServer {
         }
     }
 
+    /// The URL of the server's database (to look at it directly in a test).
+    pub fn database_url(&self) -> String {
+        self.config.database_url()
+    }
+
     /// The directory service paths resolve under.
     pub fn root(&self) -> &Path {
         self.root.path()
@@ -306,6 +311,46 @@ impl TestServer {
 
 /// A new, empty database on the PostgreSQL server of `admin_url`.
 async fn postgres_database(admin_url: &str) -> slipway_server::config::DatabaseUrl {
+    slipway_server::config::DatabaseUrl(new_postgres_database(admin_url).await)
+}
+
+/// An empty database for a store test: a new PostgreSQL database when
+/// `SLIPWAY_TEST_POSTGRES_URL` is set (as for [`TestServer`]), else a SQLite
+/// file in a temporary directory that lives as long as this value.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        match std::env::var("SLIPWAY_TEST_POSTGRES_URL") {
+            Ok(admin_url) => TestDatabase {
+                url: new_postgres_database(&admin_url).await,
+                _dir: None,
+            },
+            Err(_) => {
+                let dir = TempDir::new().expect("database dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("store.db").display()
+                );
+                TestDatabase {
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+        }
+    }
+
+    /// Whether this is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+}
+
+/// The URL of a new, empty database on the PostgreSQL server of `admin_url`.
+async fn new_postgres_database(admin_url: &str) -> String {
     use sea_orm::ConnectionTrait;
     let name = format!("slipway_test_{}", uuid::Uuid::new_v4().simple());
     let admin = sea_orm::Database::connect(admin_url)
@@ -319,7 +364,7 @@ async fn postgres_database(admin_url: &str) -> slipway_server::config::DatabaseU
     let (base, _) = admin_url
         .rsplit_once('/')
         .expect("a database URL ends in /DATABASE");
-    slipway_server::config::DatabaseUrl(format!("{base}/{name}"))
+    format!("{base}/{name}")
 }
 
 impl Drop for TestServer {

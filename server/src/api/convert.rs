@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use slipway::v1 as proto;
 
-use crate::domain::{HealthCheck, Probe, RestartMode, RestartPolicy};
+use crate::domain::{HealthCheck, Probe, RestartMode, RestartPolicy, Secret};
 
 use crate::{
     domain::{
@@ -186,14 +186,18 @@ impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
             },
             restart_policy,
             liveness,
-            secret_env: spec.secret_env.into_iter().collect(),
+            secret_env: spec
+                .secret_env
+                .into_iter()
+                .map(|(name, value)| (name, Secret::from(value)))
+                .collect(),
             stop_signal: Some(spec.stop_signal).filter(|signal| !signal.is_empty()),
         })
     }
 }
 
 /// What the API shows in place of a secret value.
-pub const MASK: &str = "********";
+pub const MASK: &str = domain::REDACTED;
 
 fn restart_policy(policy: proto::RestartPolicy, violations: &mut Violations) -> RestartPolicy {
     let defaults = RestartPolicy::default();

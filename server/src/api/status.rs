@@ -54,6 +54,12 @@ pub fn to_status(error: OrchestratorError) -> Status {
             Status::with_error_details(Code::FailedPrecondition, message, details)
         }
         OrchestratorError::AlreadyExists { .. } => Status::already_exists(error.to_string()),
+        OrchestratorError::DeploymentInUse { ref id } => {
+            let mut details = ErrorDetails::new();
+            let metadata = HashMap::from([("deployment_id".to_owned(), id.to_string())]);
+            details.set_error_info("DEPLOYMENT_IN_USE", ERROR_DOMAIN, metadata);
+            Status::with_error_details(Code::FailedPrecondition, error.to_string(), details)
+        }
         OrchestratorError::Compacted { requested, oldest } => {
             let mut details = ErrorDetails::new();
             let metadata = HashMap::from([

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use slipway_sdk::{DeploymentBuilder, proto::CreateDeploymentRequest};
 
 use super::error::CliError;
+use slipway_server::domain::Secret;
 
 /// A deployment as written in a spec file.
 #[derive(Debug, Deserialize, Default, PartialEq)]
@@ -48,7 +49,7 @@ pub struct SpecFile {
     pub restart: Option<String>,
     /// Environment passed on but never shown (masked by the server).
     #[serde(default)]
-    pub secret_env: BTreeMap<String, String>,
+    pub secret_env: BTreeMap<String, Secret>,
     /// The first signal of a stop ("SIGTERM" by default).
     pub stop_signal: Option<String>,
 }
@@ -172,7 +173,7 @@ impl SpecFile {
             }
         }
         for (name, value) in self.secret_env {
-            builder = builder.secret_env(name, value);
+            builder = builder.secret_env(name, value.expose());
         }
         if let Some(signal) = self.stop_signal {
             builder = builder.stop_signal(signal);

@@ -67,12 +67,11 @@ pub struct NewLogLine {
 }
 
 impl NewLogLine {
-    /// A line of the workload's output: stdout is info, stderr is error.
+    /// A line of the workload's output, at the level it names for itself
+    /// (`ERROR …`, `level=warn`, `{"level":"debug"}`, see [`super::named_level`]),
+    /// else info, on stdout and stderr alike. The stream is kept as it came.
     pub fn output(stream: LogStream, message: String) -> Self {
-        let level = match stream {
-            LogStream::Stderr => LogLevel::Error,
-            LogStream::Stdout | LogStream::System => LogLevel::Info,
-        };
+        let level = super::output_level(&message);
         Self {
             timestamp: super::now(),
             stream,

@@ -3,9 +3,11 @@
 
 mod event;
 mod ids;
+mod level;
 mod lifecycle;
 mod log;
 mod policy;
+mod secret;
 mod spec;
 mod stage;
 mod time;
@@ -13,11 +15,13 @@ mod workload;
 
 pub use event::{Event, EventKind, NewEvent};
 pub use ids::{DeploymentId, IdError, WorkloadId};
+pub use level::{named_level, output_level};
 pub use lifecycle::{
     Action, Admission, Condition, Goal, Operation, Verdict, admit, allowed_actions,
 };
 pub use log::{LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine};
 pub use policy::{HealthCheck, Probe, RestartMode, RestartPolicy, STOP_SIGNALS};
+pub use secret::{REDACTED, Secret};
 pub use spec::{
     BuildStep, Deployment, DeploymentSpec, FieldViolation, Listen, Readiness, Resources,
     RuntimeKind, validate_deployment_name, validate_spec,

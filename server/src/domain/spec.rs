@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeploymentId, HealthCheck, RestartPolicy, Timestamp};
+use super::{DeploymentId, HealthCheck, RestartPolicy, Secret, Timestamp};
 
 /// Where a deployment's workloads run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -92,9 +92,10 @@ pub struct DeploymentSpec {
     pub restart_policy: RestartPolicy,
     #[serde(default)]
     pub liveness: Option<HealthCheck>,
-    /// Environment that is passed on but never shown.
-    #[serde(default)]
-    pub secret_env: BTreeMap<String, String>,
+    /// Environment that is passed on but never shown. Not part of the spec's
+    /// serialised form: the store keeps secrets apart from the spec.
+    #[serde(skip)]
+    pub secret_env: BTreeMap<String, Secret>,
     /// The first signal of a stop; SIGTERM when `None`.
     #[serde(default)]
     pub stop_signal: Option<String>,
@@ -105,6 +106,28 @@ pub struct DeploymentSpec {
 }
 
 impl DeploymentSpec {
+    /// A process deployment running `command`, every other field at its default.
+    pub fn process(command: Vec<String>) -> Self {
+        Self {
+            runtime: RuntimeKind::Process,
+            command,
+            build: Vec::new(),
+            env: BTreeMap::new(),
+            listen: None,
+            readiness: Readiness::None,
+            stop_grace_period: Self::DEFAULT_STOP_GRACE_PERIOD,
+            startup_timeout: Self::DEFAULT_STARTUP_TIMEOUT,
+            image: None,
+            dockerfile: None,
+            resources: Resources::default(),
+            restart_policy: RestartPolicy::default(),
+            liveness: None,
+            secret_env: BTreeMap::new(),
+            stop_signal: None,
+            min_ready: None,
+        }
+    }
+
     /// The first signal of a stop.
     pub fn stop_signal(&self) -> &str {
         self.stop_signal.as_deref().unwrap_or("SIGTERM")
@@ -124,7 +147,11 @@ impl DeploymentSpec {
     /// The workload's environment: `env` and the secrets.
     pub fn full_env(&self) -> BTreeMap<String, String> {
         let mut env = self.env.clone();
-        env.extend(self.secret_env.clone());
+        env.extend(
+            self.secret_env
+                .iter()
+                .map(|(name, secret)| (name.clone(), secret.expose().to_owned())),
+        );
         env
     }
 
@@ -132,8 +159,8 @@ impl DeploymentSpec {
     pub fn secret_values(&self) -> Vec<String> {
         self.secret_env
             .values()
-            .filter(|value| !value.is_empty())
-            .cloned()
+            .filter(|secret| !secret.is_empty())
+            .map(|secret| secret.expose().to_owned())
             .collect()
     }
 }
@@ -266,7 +293,7 @@ pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
             ));
         }
     }
-    for (name, value) in &spec.secret_env {
+    for (name, secret) in &spec.secret_env {
         if !is_env_name(name) {
             violations.push(FieldViolation::new(
                 format!("spec.secret_env[{name}]"),
@@ -278,7 +305,7 @@ pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
                 "is also set in spec.env (or is PORT)",
             ));
         }
-        if value.contains('\0') {
+        if secret.expose().contains('\0') {
             violations.push(FieldViolation::new(
                 format!("spec.secret_env[{name}]"),
                 "the value must not contain a NUL byte",

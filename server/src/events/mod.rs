@@ -284,11 +284,35 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{DeploymentId, EventKind, Workload};
+    use crate::domain::{Deployment, DeploymentId, DeploymentSpec, EventKind, Workload, now};
 
-    async fn log() -> EventLog {
+    /// An event log on a new store, and a deployment committed as revision 1 (a
+    /// workload needs one: the foreign key).
+    async fn log() -> (EventLog, DeploymentId) {
         let store = Store::connect("sqlite::memory:").await.expect("store");
-        EventLog::start(store, 1000).await.expect("event log")
+        let log = EventLog::start(store, 1000).await.expect("event log");
+        let deployment = Deployment {
+            id: DeploymentId::generate(),
+            name: "events".to_owned(),
+            project: String::new(),
+            service_path: String::new(),
+            spec: DeploymentSpec::process(vec!["true".to_owned()]),
+            labels: Default::default(),
+            created_at: now(),
+            updated_at: now(),
+        };
+        let event = NewEvent {
+            kind: EventKind::DeploymentCreated,
+            deployment_id: deployment.id.clone(),
+            workload_id: None,
+            workload: None,
+            message: "created".to_owned(),
+        };
+        let id = deployment.id.clone();
+        log.commit(StateWrite::CreateDeployment(Box::new(deployment)), event)
+            .await
+            .expect("deployment");
+        (log, id)
     }
 
     fn created(workload: &Workload) -> (StateWrite, NewEvent) {
@@ -300,24 +324,24 @@ mod tests {
 
     #[tokio::test]
     async fn revisions_increase_and_watchers_replay_then_follow() {
-        let log = log().await;
-        let first = Workload::new(DeploymentId::generate());
+        let (log, deployment_id) = log().await;
+        let first = Workload::new(deployment_id.clone());
         let (write, event) = created(&first);
         let committed = log.commit(write, event).await.expect("commit");
-        assert_eq!(committed.revision, 1);
-        assert_eq!(committed.workload.as_ref().map(|w| w.revision), Some(1));
+        assert_eq!(committed.revision, 2);
+        assert_eq!(committed.workload.as_ref().map(|w| w.revision), Some(2));
 
         let mut all = Box::pin(
-            log.watch(0, EventFilter::default(), Duration::from_secs(60))
+            log.watch(1, EventFilter::default(), Duration::from_secs(60))
                 .await
                 .expect("watch"),
         );
         let Some(Ok(WatchItem::Event(replayed))) = all.next().await else {
             panic!("an event")
         };
-        assert_eq!(replayed.revision, 1);
+        assert_eq!(replayed.revision, 2);
 
-        let second = Workload::new(DeploymentId::generate());
+        let second = Workload::new(deployment_id);
         let only_second = EventFilter {
             workload_id: Some(second.id.clone()),
             ..EventFilter::default()
@@ -332,11 +356,11 @@ mod tests {
         let Some(Ok(WatchItem::Event(live))) = all.next().await else {
             panic!("an event")
         };
-        assert_eq!(live.revision, 2);
+        assert_eq!(live.revision, 3);
         let Some(Ok(WatchItem::Event(matched))) = filtered.next().await else {
             panic!("an event")
         };
         assert_eq!(matched.workload_id, Some(second.id));
-        assert_eq!(log.latest_revision(), 2);
+        assert_eq!(log.latest_revision(), 3);
     }
 }

@@ -1,7 +1,7 @@
 //! What the orchestrator tells callers when it cannot do what they asked.
 
 use crate::{
-    domain::{FieldViolation, Stage, WorkloadId},
+    domain::{DeploymentId, FieldViolation, Stage, WorkloadId},
     events::{CommitError, WatchError},
     store::StoreError,
 };
@@ -21,6 +21,10 @@ pub enum OrchestratorError {
     },
     #[error("a deployment named {name:?} already exists")]
     AlreadyExists { name: String },
+    /// The deployment still has workloads (they kept being created while it was
+    /// deleted).
+    #[error("deployment {id} still has workloads")]
+    DeploymentInUse { id: DeploymentId },
     /// A watch asked for events that are no longer retained.
     #[error("revision {requested} is no longer retained; the oldest retained revision is {oldest}")]
     Compacted { requested: u64, oldest: u64 },
@@ -79,6 +83,8 @@ impl From<StoreError> for OrchestratorError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NameTaken { name } => Self::AlreadyExists { name },
+            StoreError::DeploymentNotFound { id } => Self::deployment_not_found(id),
+            StoreError::DeploymentHasWorkloads { id } => Self::DeploymentInUse { id },
             other => Self::internal("using the store", other),
         }
     }

@@ -251,41 +251,61 @@ impl Orchestrator {
     }
 
     /// Stops and removes the deployment's workloads, then the deployment.
+    ///
+    /// A workload created meanwhile keeps the deployment from being deleted (the
+    /// store's foreign key): its workloads are listed and removed again, a few
+    /// times, before giving up with [`OrchestratorError::DeploymentInUse`]. Returns
+    /// every workload removed.
     pub async fn delete_deployment(&self, id: &DeploymentId) -> Result<Vec<WorkloadId>> {
+        const ATTEMPTS: usize = 5;
         let deployment = self.get_deployment(id).await?;
-        let workloads = self.inner.store.workloads_of_deployment(id).await?;
-        let deletions = workloads
-            .iter()
-            .map(|workload| self.delete_workload(&workload.id));
-        let mut deleted = Vec::new();
-        for (workload, result) in workloads
-            .iter()
-            .zip(futures::future::join_all(deletions).await)
-        {
-            match result {
-                Ok(()) | Err(OrchestratorError::NotFound { .. }) => {
-                    deleted.push(workload.id.clone())
+        let mut deleted: Vec<WorkloadId> = Vec::new();
+        for _ in 0..ATTEMPTS {
+            let workloads = self.inner.store.workloads_of_deployment(id).await?;
+            let deletions = workloads
+                .iter()
+                .map(|workload| self.delete_workload(&workload.id));
+            for (workload, result) in workloads
+                .iter()
+                .zip(futures::future::join_all(deletions).await)
+            {
+                match result {
+                    Ok(()) | Err(OrchestratorError::NotFound { .. }) => {
+                        if !deleted.contains(&workload.id) {
+                            deleted.push(workload.id.clone());
+                        }
+                    }
+                    Err(error) => return Err(error),
                 }
+            }
+            let event = NewEvent {
+                kind: EventKind::DeploymentDeleted,
+                deployment_id: deployment.id.clone(),
+                workload_id: None,
+                workload: None,
+                message: format!("deployment {} deleted", deployment.name),
+            };
+            match self
+                .inner
+                .events
+                .commit(StateWrite::DeleteDeployment(deployment.id.clone()), event)
+                .await
+                .map_err(OrchestratorError::from)
+            {
+                Ok(_) => return Ok(deleted),
+                // A workload was created meanwhile: remove it too, then try again.
+                Err(OrchestratorError::DeploymentInUse { .. }) => continue,
                 Err(error) => return Err(error),
             }
         }
-        let event = NewEvent {
-            kind: EventKind::DeploymentDeleted,
-            deployment_id: deployment.id.clone(),
-            workload_id: None,
-            workload: None,
-            message: format!("deployment {} deleted", deployment.name),
-        };
-        self.inner
-            .events
-            .commit(StateWrite::DeleteDeployment(deployment.id.clone()), event)
-            .await?;
-        Ok(deleted)
+        Err(OrchestratorError::DeploymentInUse { id: id.clone() })
     }
 
     // ----- workloads ---------------------------------------------------------
 
-    /// A new pending workload of a deployment.
+    /// A new pending workload of a deployment. A deployment deleted meanwhile
+    /// gives `NotFound`, never a workload without its deployment (the store's
+    /// foreign key refuses it).
     pub async fn create_workload(&self, deployment_id: &DeploymentId) -> Result<Workload> {
         self.get_deployment(deployment_id).await?;
         let workload = Workload::new(deployment_id.clone());

@@ -6,8 +6,8 @@ use std::{collections::BTreeMap, sync::Arc, sync::atomic::Ordering, time::Durati
 use super::{NewDeployment, Orchestrator, PortPool, Progress, Settings};
 use crate::{
     domain::{
-        Action, Condition, DeploymentSpec, EventKind, NewEvent, Operation, Readiness, RestartMode,
-        RestartPolicy, RuntimeKind, Stage, Workload, WorkloadId, allowed_actions,
+        Action, Condition, DeploymentSpec, EventKind, NewEvent, Operation, RestartMode,
+        RestartPolicy, Stage, Workload, WorkloadId, allowed_actions,
     },
     events::EventLog,
     logs::{LogRetention, OperationFailure},
@@ -28,25 +28,12 @@ struct Harness {
 }
 
 fn spec() -> DeploymentSpec {
-    DeploymentSpec {
-        runtime: RuntimeKind::Process,
-        command: vec!["fake".to_owned()],
-        build: Vec::new(),
-        env: BTreeMap::new(),
-        listen: None,
-        readiness: Readiness::None,
-        // Stored in whole seconds.
-        stop_grace_period: Duration::from_secs(1),
-        startup_timeout: Duration::from_secs(5),
-        image: None,
-        dockerfile: None,
-        resources: Default::default(),
-        restart_policy: RestartPolicy::default(),
-        liveness: None,
-        secret_env: BTreeMap::new(),
-        stop_signal: None,
-        min_ready: Some(Duration::from_millis(50)),
-    }
+    let mut spec = DeploymentSpec::process(vec!["fake".to_owned()]);
+    // Stored in whole seconds.
+    spec.stop_grace_period = Duration::from_secs(1);
+    spec.startup_timeout = Duration::from_secs(5);
+    spec.min_ready = Some(Duration::from_millis(50));
+    spec
 }
 
 fn policy(mode: RestartMode, max_restarts: u32, initial_backoff: Duration) -> RestartPolicy {

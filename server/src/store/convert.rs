@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use super::{StoreError, StoreResult, entities};
 use crate::domain::{
-    Deployment, DeploymentId, Event, EventKind, Health, LogLevel, LogLine, LogStream, Stage,
-    Timestamp, Workload, WorkloadId,
+    Deployment, Event, EventKind, Health, LogLevel, LogLine, LogStream, Secret, Stage, Timestamp,
+    Workload,
 };
 
 fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
@@ -19,9 +19,10 @@ fn stage(text: &str) -> StoreResult<Stage> {
     Stage::parse(text).ok_or_else(|| corrupt("stage", text))
 }
 
+/// The deployment's row. Its spec JSON never holds the secrets (see `secrets.rs`).
 pub fn deployment_row(deployment: &Deployment) -> StoreResult<entities::deployment::Model> {
     Ok(entities::deployment::Model {
-        id: deployment.id.to_string(),
+        id: deployment.id.clone(),
         name: deployment.name.clone(),
         project: deployment.project.clone(),
         service_path: deployment.service_path.clone(),
@@ -33,13 +34,20 @@ pub fn deployment_row(deployment: &Deployment) -> StoreResult<entities::deployme
     })
 }
 
-pub fn deployment(row: entities::deployment::Model) -> StoreResult<Deployment> {
+/// The deployment of `row`, with its secrets put back into its spec.
+pub fn deployment(
+    row: entities::deployment::Model,
+    secrets: BTreeMap<String, Secret>,
+) -> StoreResult<Deployment> {
+    let mut spec: crate::domain::DeploymentSpec =
+        serde_json::from_str(&row.spec).map_err(|error| corrupt("spec", error))?;
+    spec.secret_env = secrets;
     Ok(Deployment {
-        id: DeploymentId::parse(&row.id).map_err(|error| corrupt("deployment id", error))?,
+        id: row.id,
         name: row.name,
         project: row.project,
         service_path: row.service_path,
-        spec: serde_json::from_str(&row.spec).map_err(|error| corrupt("spec", error))?,
+        spec,
         labels: serde_json::from_str::<BTreeMap<String, String>>(&row.labels)
             .map_err(|error| corrupt("labels", error))?,
         created_at: Timestamp(row.created_at),
@@ -49,8 +57,8 @@ pub fn deployment(row: entities::deployment::Model) -> StoreResult<Deployment> {
 
 pub fn workload_row(workload: &Workload) -> entities::workload::Model {
     entities::workload::Model {
-        id: workload.id.to_string(),
-        deployment_id: workload.deployment_id.to_string(),
+        id: workload.id.clone(),
+        deployment_id: workload.deployment_id.clone(),
         stage: workload.stage.as_str().to_owned(),
         health: workload.health.as_str().to_owned(),
         generation: workload.generation as i64,
@@ -72,9 +80,8 @@ pub fn workload_row(workload: &Workload) -> entities::workload::Model {
 
 pub fn workload(row: entities::workload::Model) -> StoreResult<Workload> {
     Ok(Workload {
-        id: WorkloadId::parse(&row.id).map_err(|error| corrupt("workload id", error))?,
-        deployment_id: DeploymentId::parse(&row.deployment_id)
-            .map_err(|error| corrupt("deployment id", error))?,
+        id: row.id,
+        deployment_id: row.deployment_id,
         stage: stage(&row.stage)?,
         health: Health::parse(&row.health).ok_or_else(|| corrupt("health", &row.health))?,
         generation: row.generation as u64,
@@ -96,7 +103,7 @@ pub fn workload(row: entities::workload::Model) -> StoreResult<Workload> {
 
 pub fn log_line_row(line: &LogLine) -> entities::log_line::Model {
     entities::log_line::Model {
-        workload_id: line.workload_id.to_string(),
+        workload_id: line.workload_id.clone(),
         seq: line.seq as i64,
         generation: line.generation as i64,
         ts: line.timestamp.0,
@@ -109,8 +116,7 @@ pub fn log_line_row(line: &LogLine) -> entities::log_line::Model {
 
 pub fn log_line(row: entities::log_line::Model) -> StoreResult<LogLine> {
     Ok(LogLine {
-        workload_id: WorkloadId::parse(&row.workload_id)
-            .map_err(|error| corrupt("workload id", error))?,
+        workload_id: row.workload_id,
         seq: row.seq as u64,
         generation: row.generation as u64,
         timestamp: Timestamp(row.ts),
@@ -126,8 +132,8 @@ pub fn event_row(event: &Event) -> StoreResult<entities::event::Model> {
         revision: event.revision as i64,
         ts: event.timestamp.0,
         kind: event.kind.as_str().to_owned(),
-        deployment_id: event.deployment_id.to_string(),
-        workload_id: event.workload_id.as_ref().map(ToString::to_string),
+        deployment_id: event.deployment_id.clone(),
+        workload_id: event.workload_id.clone(),
         workload: event
             .workload
             .as_ref()
@@ -143,14 +149,8 @@ pub fn event(row: entities::event::Model) -> StoreResult<Event> {
         revision: row.revision as u64,
         timestamp: Timestamp(row.ts),
         kind: EventKind::parse(&row.kind).ok_or_else(|| corrupt("event kind", &row.kind))?,
-        deployment_id: DeploymentId::parse(&row.deployment_id)
-            .map_err(|error| corrupt("deployment id", error))?,
-        workload_id: row
-            .workload_id
-            .as_deref()
-            .map(WorkloadId::parse)
-            .transpose()
-            .map_err(|error| corrupt("workload id", error))?,
+        deployment_id: row.deployment_id,
+        workload_id: row.workload_id,
         workload: row
             .workload
             .as_deref()

@@ -1,14 +1,23 @@
-//! sea-orm entities: one module per table. Ids are stored as text, timestamps as
-//! microseconds since the Unix epoch, specs and snapshots as JSON text.
+//! sea-orm entities: one module per table. Ids are typed columns stored as text
+//! (see `ids.rs`), timestamps are microseconds since the Unix epoch, specs and
+//! snapshots JSON text. Secrets are rows of `deployment_secrets`, never part of
+//! the spec's JSON.
+//!
+//! Foreign keys (created by the migrations): `workloads.deployment_id` →
+//! `deployments.id` (a deployment with workloads cannot be deleted),
+//! `log_lines.workload_id` → `workloads.id` and `deployment_secrets.deployment_id`
+//! → `deployments.id`, both deleted with their parent.
 
 pub mod deployment {
     use sea_orm::entity::prelude::*;
+
+    use crate::domain::DeploymentId;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "deployments")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
+        pub id: DeploymentId,
         #[sea_orm(unique)]
         pub name: String,
         pub project: String,
@@ -28,12 +37,14 @@ pub mod deployment {
 pub mod workload {
     use sea_orm::entity::prelude::*;
 
+    use crate::domain::{DeploymentId, WorkloadId};
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "workloads")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub deployment_id: String,
+        pub id: WorkloadId,
+        pub deployment_id: DeploymentId,
         pub stage: String,
         pub health: String,
         pub generation: i64,
@@ -61,11 +72,13 @@ pub mod workload {
 pub mod log_line {
     use sea_orm::entity::prelude::*;
 
+    use crate::domain::WorkloadId;
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "log_lines")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub workload_id: String,
+        pub workload_id: WorkloadId,
         #[sea_orm(primary_key, auto_increment = false)]
         pub seq: i64,
         pub generation: i64,
@@ -85,6 +98,8 @@ pub mod log_line {
 pub mod event {
     use sea_orm::entity::prelude::*;
 
+    use crate::domain::{DeploymentId, WorkloadId};
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "events")]
     pub struct Model {
@@ -92,11 +107,33 @@ pub mod event {
         pub revision: i64,
         pub ts: i64,
         pub kind: String,
-        pub deployment_id: String,
-        pub workload_id: Option<String>,
+        pub deployment_id: DeploymentId,
+        pub workload_id: Option<WorkloadId>,
         /// The workload snapshot as JSON, for workload events.
         pub workload: Option<String>,
         pub message: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod deployment_secret {
+    use sea_orm::entity::prelude::*;
+
+    use crate::domain::{DeploymentId, Secret};
+
+    /// One secret environment variable of a deployment; `Debug` redacts the value.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deployment_secrets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub deployment_id: DeploymentId,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub value: Secret,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

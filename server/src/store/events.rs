@@ -73,10 +73,10 @@ impl Store {
     ) -> StoreResult<Vec<Event>> {
         let mut query = event::Entity::find().filter(event::Column::Revision.gt(after as i64));
         if let Some(id) = &filter.deployment_id {
-            query = query.filter(event::Column::DeploymentId.eq(id.to_string()));
+            query = query.filter(event::Column::DeploymentId.eq(id));
         }
         if let Some(id) = &filter.workload_id {
-            query = query.filter(event::Column::WorkloadId.eq(id.to_string()));
+            query = query.filter(event::Column::WorkloadId.eq(id));
         }
         query
             .order_by_asc(event::Column::Revision)

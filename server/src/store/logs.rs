@@ -5,14 +5,20 @@ use sea_orm::{
     QuerySelect, Select, sea_query::Expr,
 };
 
-use super::{Store, StoreResult, convert, database, entities::log_line};
+use std::collections::HashSet;
+
+use super::{
+    Store, StoreError, StoreResult, convert, database,
+    entities::{log_line, workload},
+    is_foreign_key_violation,
+};
 use crate::domain::{LogFilter, LogLine, WorkloadId};
 
 /// Rows per INSERT statement: well under SQLite's 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
 
 fn of_workload(workload_id: &WorkloadId) -> Select<log_line::Entity> {
-    log_line::Entity::find().filter(log_line::Column::WorkloadId.eq(workload_id.to_string()))
+    log_line::Entity::find().filter(log_line::Column::WorkloadId.eq(workload_id))
 }
 
 fn filtered(query: Select<log_line::Entity>, filter: &LogFilter) -> Select<log_line::Entity> {
@@ -41,8 +47,44 @@ fn filtered(query: Select<log_line::Entity>, filter: &LogFilter) -> Select<log_l
 }
 
 impl Store {
-    /// Stores a batch of lines, atomically.
+    /// Stores a batch of lines, atomically. Lines of a workload that no longer
+    /// exists (deleted while its last lines were on their way) are dropped: the
+    /// foreign key refuses them and they would have no reader.
     pub async fn append_log_lines(&self, lines: &[LogLine]) -> StoreResult<()> {
+        match self.insert_log_lines(lines).await {
+            Err(StoreError::Database { source, .. }) if is_foreign_key_violation(&source) => {
+                let kept = self.lines_of_existing_workloads(lines).await?;
+                tracing::debug!(
+                    dropped = lines.len() - kept.len(),
+                    "dropped log lines of deleted workloads"
+                );
+                self.insert_log_lines(&kept).await
+            }
+            other => other,
+        }
+    }
+
+    /// The lines of `lines` whose workload exists.
+    async fn lines_of_existing_workloads(&self, lines: &[LogLine]) -> StoreResult<Vec<LogLine>> {
+        let ids: HashSet<&WorkloadId> = lines.iter().map(|line| &line.workload_id).collect();
+        let existing: HashSet<WorkloadId> = workload::Entity::find()
+            .select_only()
+            .column(workload::Column::Id)
+            .filter(workload::Column::Id.is_in(ids.into_iter().cloned()))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(database("finding the workloads of log lines"))?
+            .into_iter()
+            .collect();
+        Ok(lines
+            .iter()
+            .filter(|line| existing.contains(&line.workload_id))
+            .cloned()
+            .collect())
+    }
+
+    async fn insert_log_lines(&self, lines: &[LogLine]) -> StoreResult<()> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -167,7 +209,7 @@ impl Store {
         seq: u64,
     ) -> StoreResult<u64> {
         let result = log_line::Entity::delete_many()
-            .filter(log_line::Column::WorkloadId.eq(workload_id.to_string()))
+            .filter(log_line::Column::WorkloadId.eq(workload_id))
             .filter(log_line::Column::Seq.lte(seq as i64))
             .exec(&self.db)
             .await

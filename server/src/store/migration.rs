@@ -1,12 +1,18 @@
 //! The schema, as one migration set that runs on SQLite and PostgreSQL.
 
+mod integrity;
+
 use sea_orm_migration::{prelude::*, schema::*};
 
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateTables), Box::new(AddRestartState)]
+        vec![
+            Box::new(CreateTables),
+            Box::new(AddRestartState),
+            Box::new(integrity::AddIntegrity),
+        ]
     }
 }
 

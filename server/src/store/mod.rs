@@ -6,7 +6,9 @@ mod entities;
 mod events;
 mod logs;
 mod migration;
+mod secrets;
 mod state;
+mod values;
 
 use std::{str::FromStr, time::Duration};
 
@@ -15,6 +17,8 @@ use sea_orm::{
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
+
+use crate::domain::DeploymentId;
 
 pub use events::EventFilter;
 pub use state::{StateWrite, WorkloadFilter, WorkloadPage};
@@ -32,6 +36,13 @@ pub enum StoreError {
     NameTaken { name: String },
     #[error("stored {what} is unreadable: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// A workload was to be stored for a deployment that does not exist (any
+    /// more): the foreign key refused it.
+    #[error("deployment {id} not found")]
+    DeploymentNotFound { id: DeploymentId },
+    /// A deployment that still has workloads cannot be deleted.
+    #[error("deployment {id} still has workloads")]
+    DeploymentHasWorkloads { id: DeploymentId },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -101,4 +112,11 @@ impl Store {
 
 fn is_unique_violation(error: &DbErr) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+fn is_foreign_key_violation(error: &DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    )
 }

@@ -8,8 +8,8 @@ use sea_orm::{
 
 use super::{
     Store, StoreError, StoreResult, convert, database,
-    entities::{deployment, event, log_line, workload},
-    is_unique_violation,
+    entities::{deployment, event, workload},
+    is_foreign_key_violation, is_unique_violation, secrets,
 };
 use crate::domain::{Deployment, DeploymentId, Event, Stage, Timestamp, Workload, WorkloadId};
 
@@ -20,7 +20,7 @@ pub enum StateWrite {
     DeleteDeployment(DeploymentId),
     CreateWorkload(Workload),
     UpdateWorkload(Workload),
-    /// Removes the workload and its log lines.
+    /// Removes the workload; its log lines go with it (foreign key cascade).
     DeleteWorkload(WorkloadId),
 }
 
@@ -52,6 +52,11 @@ fn after_cursor<C: ColumnTrait>(created_at: C, id: C, cursor: &(Timestamp, Strin
 
 impl Store {
     /// Applies `write` and appends `event`, atomically.
+    ///
+    /// The foreign keys hold: creating a workload of a deployment that does not
+    /// exist fails with [`StoreError::DeploymentNotFound`], deleting a deployment
+    /// that has workloads with [`StoreError::DeploymentHasWorkloads`]; neither
+    /// changes anything.
     pub async fn commit(&self, write: &StateWrite, event: &Event) -> StoreResult<()> {
         let txn = self
             .db
@@ -76,18 +81,39 @@ impl Store {
                             }
                         }
                     })?;
+                secrets::insert(&txn, deployment).await?;
             }
             StateWrite::DeleteDeployment(id) => {
-                deployment::Entity::delete_by_id(id.to_string())
+                deployment::Entity::delete_by_id(id.clone())
                     .exec(&txn)
                     .await
-                    .map_err(database("deleting a deployment"))?;
+                    .map_err(|error| {
+                        if is_foreign_key_violation(&error) {
+                            StoreError::DeploymentHasWorkloads { id: id.clone() }
+                        } else {
+                            StoreError::Database {
+                                context: "deleting a deployment",
+                                source: error,
+                            }
+                        }
+                    })?;
             }
             StateWrite::CreateWorkload(workload) => {
                 workload::Entity::insert(convert::workload_row(workload).into_active_model())
                     .exec_without_returning(&txn)
                     .await
-                    .map_err(database("inserting a workload"))?;
+                    .map_err(|error| {
+                        if is_foreign_key_violation(&error) {
+                            StoreError::DeploymentNotFound {
+                                id: workload.deployment_id.clone(),
+                            }
+                        } else {
+                            StoreError::Database {
+                                context: "inserting a workload",
+                                source: error,
+                            }
+                        }
+                    })?;
             }
             StateWrite::UpdateWorkload(workload) => {
                 convert::workload_row(workload)
@@ -98,12 +124,7 @@ impl Store {
                     .map_err(database("updating a workload"))?;
             }
             StateWrite::DeleteWorkload(id) => {
-                log_line::Entity::delete_many()
-                    .filter(log_line::Column::WorkloadId.eq(id.to_string()))
-                    .exec(&txn)
-                    .await
-                    .map_err(database("deleting a workload's log lines"))?;
-                workload::Entity::delete_by_id(id.to_string())
+                workload::Entity::delete_by_id(id.clone())
                     .exec(&txn)
                     .await
                     .map_err(database("deleting a workload"))?;
@@ -118,23 +139,39 @@ impl Store {
             .map_err(database("committing a transaction"))
     }
 
+    /// The deployment, with its secrets.
     pub async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<Deployment>> {
-        deployment::Entity::find_by_id(id.to_string())
+        let row = deployment::Entity::find_by_id(id.clone())
             .one(&self.db)
             .await
-            .map_err(database("reading a deployment"))?
-            .map(convert::deployment)
-            .transpose()
+            .map_err(database("reading a deployment"))?;
+        self.with_secrets(row.into_iter().collect())
+            .await
+            .map(|mut deployments| deployments.pop())
     }
 
+    /// The deployment named `name`, with its secrets.
     pub async fn find_deployment_by_name(&self, name: &str) -> StoreResult<Option<Deployment>> {
-        deployment::Entity::find()
+        let row = deployment::Entity::find()
             .filter(deployment::Column::Name.eq(name))
             .one(&self.db)
             .await
-            .map_err(database("reading a deployment"))?
-            .map(convert::deployment)
-            .transpose()
+            .map_err(database("reading a deployment"))?;
+        self.with_secrets(row.into_iter().collect())
+            .await
+            .map(|mut deployments| deployments.pop())
+    }
+
+    /// The deployments of `rows`, in order, each with its secrets.
+    async fn with_secrets(&self, rows: Vec<deployment::Model>) -> StoreResult<Vec<Deployment>> {
+        let ids: Vec<DeploymentId> = rows.iter().map(|row| row.id.clone()).collect();
+        let mut secrets = secrets::of(&self.db, &ids).await?;
+        rows.into_iter()
+            .map(|row| {
+                let own = secrets.remove(&row.id).unwrap_or_default();
+                convert::deployment(row, own)
+            })
+            .collect()
     }
 
     /// Deployments in creation order, after `cursor`, of `project` when given.
@@ -155,20 +192,18 @@ impl Store {
                 cursor,
             ));
         }
-        query
+        let rows = query
             .order_by_asc(deployment::Column::CreatedAt)
             .order_by_asc(deployment::Column::Id)
             .limit(limit)
             .all(&self.db)
             .await
-            .map_err(database("listing deployments"))?
-            .into_iter()
-            .map(convert::deployment)
-            .collect()
+            .map_err(database("listing deployments"))?;
+        self.with_secrets(rows).await
     }
 
     pub async fn get_workload(&self, id: &WorkloadId) -> StoreResult<Option<Workload>> {
-        workload::Entity::find_by_id(id.to_string())
+        workload::Entity::find_by_id(id.clone())
             .one(&self.db)
             .await
             .map_err(database("reading a workload"))?
@@ -191,7 +226,7 @@ impl Store {
         let revision = Self::last_revision_in(&txn).await?;
         let mut query = workload::Entity::find();
         if let Some(deployment_id) = &filter.deployment_id {
-            query = query.filter(workload::Column::DeploymentId.eq(deployment_id.to_string()));
+            query = query.filter(workload::Column::DeploymentId.eq(deployment_id));
         }
         if !filter.stages.is_empty() {
             query = query.filter(
@@ -235,7 +270,7 @@ impl Store {
     /// Every workload of a deployment.
     pub async fn workloads_of_deployment(&self, id: &DeploymentId) -> StoreResult<Vec<Workload>> {
         workload::Entity::find()
-            .filter(workload::Column::DeploymentId.eq(id.to_string()))
+            .filter(workload::Column::DeploymentId.eq(id))
             .order_by_asc(workload::Column::CreatedAt)
             .all(&self.db)
             .await

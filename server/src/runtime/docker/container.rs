@@ -241,7 +241,7 @@ mod tests {
             resources: Resources::default(),
             restart_policy: RestartPolicy::default(),
             liveness: None,
-            secret_env: [("API_TOKEN".to_owned(), "s3cret".to_owned())].into(),
+            secret_env: [("API_TOKEN".to_owned(), "s3cret".into())].into(),
             stop_signal: None,
             min_ready: None,
         };
