@@ -233,3 +233,21 @@ async fn progress_is_in_order_and_a_start_ends_with_running() {
     server.stop_workload(&workload.id).await;
     server.stop().await;
 }
+
+/// A workload that prints without pause still gets an answer: the start's
+/// progress carries its lines up to the moment it is running, then ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chatty_workload_still_ends_its_start_at_running() {
+    let server = TestServer::start().await;
+    let (_, workload) = server
+        .deploy(DeploymentBuilder::new("chatty").command([
+            "sh",
+            "-c",
+            "while :; do echo tick; done",
+        ]))
+        .await;
+    let running = server.start_workload(&workload.id).await;
+    assert_eq!(running.stage(), Stage::Running);
+    server.stop_workload(&workload.id).await;
+    server.stop().await;
+}

@@ -29,7 +29,7 @@ async fn output_lines_get_the_level_they_name() {
                 .command(["sh", "-c", "sleep 30"]),
         )
         .await;
-    let failed = server.start_workload(&workload.id).await;
+    let (failed, _) = server.start_expecting_failure(&workload.id).await;
     assert_eq!(failed.stage(), Stage::Failed);
     let entries = server.client.all_logs(&workload.id).await.expect("logs");
     let level_of = |message: &str| {

@@ -6,8 +6,8 @@ use futures::StreamExt;
 use slipway_sdk::{
     DeploymentBuilder,
     proto::{
-        EventType, Health, HealthCheck, HttpProbe, RestartPolicy, Stage, WatchEventsRequest,
-        Workload, health_check::Probe, restart_policy::Mode,
+        Action, EventType, Health, HealthCheck, HttpProbe, RestartPolicy, Stage,
+        WatchEventsRequest, Workload, health_check::Probe, restart_policy::Mode,
     },
 };
 use slipway_testkit::{PATIENCE, TestServer, eventually};
@@ -357,5 +357,45 @@ async fn an_exec_liveness_check_runs_in_the_service_directory() {
         failed.error
     );
     assert_eq!(failed.failed_stage(), Stage::Running);
+    server.stop().await;
+}
+
+/// A crash loop waiting for its next restart offers Stop in `allowed_actions`,
+/// and the stop ends the loop for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_in_back_off_offers_stop_and_a_stop_ends_the_crash_loop() {
+    let server = TestServer::start().await;
+    let (_, workload) = server
+        .deploy(
+            DeploymentBuilder::new("looping")
+                .command(["sh", "-c", "echo crashing; exit 1"])
+                .restart_policy(RestartPolicy {
+                    mode: Mode::Always.into(),
+                    initial_backoff_ms: Some(600_000),
+                    max_backoff_ms: Some(600_000),
+                    jitter_percent: Some(0),
+                    ..RestartPolicy::default()
+                }),
+        )
+        .await;
+    let (_, _) = server.start_expecting_failure(&workload.id).await;
+    let seen = snapshots_until(&server, &workload.id, workload.revision, |workload| {
+        workload.next_restart_at.is_some()
+    })
+    .await;
+    let waiting = &seen.last().expect("a waiting snapshot").1;
+    assert_eq!(waiting.stage(), Stage::Failed);
+    let allowed: Vec<Action> = waiting.allowed_actions().collect();
+    assert!(allowed.contains(&Action::Stop), "{allowed:?}");
+    let stopped = server.stop_workload(&workload.id).await;
+    assert_eq!(stopped.stage(), Stage::Failed);
+    assert!(stopped.next_restart_at.is_none());
+    assert!(
+        !stopped
+            .allowed_actions()
+            .any(|action| action == Action::Stop)
+    );
+    let after = server.client.get_workload(&workload.id).await.expect("get");
+    assert_eq!(after.generation, 1, "the pending restart was called off");
     server.stop().await;
 }

@@ -2,6 +2,7 @@
 //! workloads are created and removed here; each workload's lifecycle is owned by
 //! its supervisor task; logs and events are read through here.
 
+mod ending;
 mod error;
 mod operations;
 mod paths;

@@ -18,7 +18,7 @@ use crate::{
         Workload, admit, can_transition, now,
     },
     logs::{LogSink, ProgressReceiver},
-    runtime::{ExitStatus, Instance, RunContext, Runtime},
+    runtime::{Instance, RunContext, Runtime},
     store::StateWrite,
 };
 
@@ -44,17 +44,17 @@ pub enum Command {
     ApplyRestartPolicy,
 }
 
-struct ActiveRun {
+pub(super) struct ActiveRun {
     stop: watch::Sender<Option<Duration>>,
     events: mpsc::Receiver<RunEvent>,
 }
 
 /// What to do once the current run has stopped.
 #[derive(Default)]
-struct AfterStop {
-    restart: bool,
-    deletes: Vec<Reply<()>>,
-    shutdown: Vec<oneshot::Sender<()>>,
+pub(super) struct AfterStop {
+    pub(super) restart: bool,
+    pub(super) deletes: Vec<Reply<()>>,
+    pub(super) shutdown: Vec<oneshot::Sender<()>>,
 }
 
 pub struct Supervisor {
@@ -62,8 +62,8 @@ pub struct Supervisor {
     pub(super) workload: Workload,
     /// The stage log lines are tagged with; the run task moves it through build and deploy.
     stage: Arc<watch::Sender<Stage>>,
-    run: Option<ActiveRun>,
-    after_stop: AfterStop,
+    pub(super) run: Option<ActiveRun>,
+    pub(super) after_stop: AfterStop,
     /// Secret values of the deployment, masked in the workload's log.
     secrets: Vec<String>,
     /// The restart policy's state: the pending restart and the recent ones.
@@ -289,7 +289,7 @@ impl Supervisor {
     }
 
     /// Moves the workload to `to`, applying `change`, and commits it with its event.
-    async fn transition(
+    pub(super) async fn transition(
         &mut self,
         to: Stage,
         message: &str,
@@ -469,175 +469,6 @@ impl Supervisor {
         .await?;
         self.start_run("restart").await
     }
-
-    async fn on_run_event(&mut self, event: Option<RunEvent>) -> Flow {
-        let event = event.unwrap_or_else(|| {
-            RunEvent::Finished(RunOutcome::Failed {
-                stage: self.workload.stage,
-                reason: "the run ended unexpectedly".to_owned(),
-                exit: None,
-            })
-        });
-        let result = match event {
-            RunEvent::Stage(stage) if self.workload.stage != Stage::Stopping => {
-                self.transition(stage, stage.as_str(), |_| {}).await
-            }
-            RunEvent::Stage(_) => Ok(()),
-            RunEvent::Started { handle, port } => {
-                let mut next = self.workload.clone();
-                next.runtime_id = Some(handle.runtime_id);
-                next.process_start_time = handle.process_start_time;
-                next.port = port;
-                next.updated_at = now();
-                self.save(next, "started").await
-            }
-            RunEvent::Ready if self.workload.stage == Stage::Deploy => {
-                self.system(LogLevel::Info, "ready: running").await;
-                self.transition(Stage::Running, "ready", |workload| {
-                    workload.started_at = Some(now());
-                })
-                .await
-            }
-            RunEvent::Ready => Ok(()),
-            RunEvent::Health(health, message) => {
-                let level = if health == Health::Unhealthy {
-                    LogLevel::Warn
-                } else {
-                    LogLevel::Info
-                };
-                self.system(level, format!("health: {} ({message})", health.as_str()))
-                    .await;
-                let mut next = self.workload.clone();
-                next.health = health;
-                next.updated_at = now();
-                self.save(next, &format!("{}: {message}", health.as_str()))
-                    .await
-            }
-            RunEvent::Finished(outcome) => {
-                self.run = None;
-                return self.finish(outcome).await;
-            }
-        };
-        if let Err(error) = result {
-            tracing::error!(%error, workload_id = %self.workload.id, "recording a stage change failed");
-        }
-        Flow::Continue
-    }
-
-    /// Records how the run ended, then does what was asked to happen after it.
-    async fn finish(&mut self, outcome: RunOutcome) -> Flow {
-        let stopping = self.workload.stage == Stage::Stopping;
-        let (to, failed_stage, reason, exit) = match outcome {
-            RunOutcome::Failed {
-                stage,
-                reason,
-                exit,
-            } => (Stage::Failed, Some(stage), Some(reason), exit),
-            // It exited by itself while being stopped: stopped as asked.
-            RunOutcome::Exited(status) if stopping => (Stage::Stopped, None, None, Some(status)),
-            // A service that ends cleanly has completed, like `Exited (0)`.
-            RunOutcome::Exited(status) if status.success() => {
-                (Stage::Stopped, None, Some(status.describe()), Some(status))
-            }
-            RunOutcome::Exited(status) => (
-                Stage::Failed,
-                Some(self.workload.stage),
-                Some(status.describe()),
-                Some(status),
-            ),
-            RunOutcome::Stopped(status) => (Stage::Stopped, None, None, status),
-        };
-        let line = match (&to, &failed_stage, &reason) {
-            (Stage::Failed, Some(stage), Some(reason)) => format!("failed in {stage}: {reason}"),
-            (_, _, Some(reason)) => format!("stopped: {reason}"),
-            _ => match exit {
-                Some(status) => format!("stopped: {}", status.describe()),
-                None => "stopped".to_owned(),
-            },
-        };
-        let level = if to == Stage::Failed {
-            LogLevel::Error
-        } else {
-            LogLevel::Info
-        };
-        self.system(level, line.clone()).await;
-        // Every line of the run is stored before anyone sees it ended.
-        self.inner.logs.flush().await;
-        let exit_code = exit.as_ref().and_then(exit_code);
-        let result = self
-            .transition(to, &line, |workload| {
-                workload.failed_stage = failed_stage.filter(|_| to == Stage::Failed);
-                workload.error = reason;
-                workload.exit_code = exit_code;
-                workload.port = None;
-                workload.health = Health::Unknown;
-                workload.stopped_at = Some(now());
-            })
-            .await;
-        if let Err(error) = result {
-            tracing::error!(%error, workload_id = %self.workload.id, "recording the end of a run failed");
-        }
-        let after = std::mem::take(&mut self.after_stop);
-        if !after.deletes.is_empty() {
-            let result = self.delete().await;
-            for reply in after.deletes {
-                let _ = reply.send(match &result {
-                    Ok(()) => Ok(()),
-                    Err(error) => Err(OrchestratorError::Unavailable(error.to_string())),
-                });
-            }
-            for reply in after.shutdown {
-                let _ = reply.send(());
-            }
-            return Flow::Exit;
-        }
-        if !after.shutdown.is_empty() {
-            self.inner.logs.seal(&self.workload.id, true).await;
-            for reply in after.shutdown {
-                let _ = reply.send(());
-            }
-            return Flow::Exit;
-        }
-        if after.restart {
-            if let Err(error) = self.next_generation().await {
-                tracing::error!(%error, workload_id = %self.workload.id, "restarting failed");
-            }
-            return Flow::Continue;
-        }
-        // A run that ended by itself is handed to the restart policy.
-        if !stopping && self.apply_restart_policy().await {
-            return Flow::Continue;
-        }
-        self.inner.logs.seal(&self.workload.id, true).await;
-        Flow::Continue
-    }
-
-    async fn delete(&mut self) -> Result<(), OrchestratorError> {
-        if let Ok(deployment) = self.deployment().await {
-            if let Some(runtime) = self.inner.runtime(deployment.spec.runtime) {
-                if let Err(error) = runtime.remove(&self.workload.id).await {
-                    return Err(OrchestratorError::Unavailable(format!(
-                        "cannot remove the workload's {} instances: {error}",
-                        deployment.spec.runtime.as_str()
-                    )));
-                }
-            }
-        }
-        let event = NewEvent::workload(EventKind::WorkloadDeleted, &self.workload, "deleted");
-        self.inner
-            .events
-            .commit(StateWrite::DeleteWorkload(self.workload.id.clone()), event)
-            .await?;
-        self.operations
-            .end_all(&self.inner.logs, &self.workload, "the workload was deleted")
-            .await;
-        self.inner.logs.forget(&self.workload.id).await;
-        Ok(())
-    }
-}
-
-fn exit_code(status: &ExitStatus) -> Option<i32> {
-    status.code.or(status.signal.map(|signal| 128 + signal))
 }
 
 async fn next_run_event(run: &mut Option<ActiveRun>) -> Option<RunEvent> {
