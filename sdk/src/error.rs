@@ -68,8 +68,9 @@ pub enum Error {
     /// The server (or a runtime's engine) cannot be reached.
     #[error("unavailable: {message}")]
     Unavailable { message: String },
-    /// The connection could not be made.
-    #[error("cannot connect to {url}: {source}")]
+    /// The connection could not be made; the message names the cause
+    /// ("Connection refused", …).
+    #[error("cannot connect to {url}: {}", cause_chain(source))]
     Connect {
         url: String,
         #[source]
@@ -81,6 +82,9 @@ pub enum Error {
         workload: Box<Workload>,
         wanted: Stage,
     },
+    /// A wait did not end within its timeout.
+    #[error("gave up waiting after {waited:?}")]
+    TimedOut { waited: std::time::Duration },
     /// A stream ended before it said what the caller waited for.
     #[error("the stream ended early: {0}")]
     StreamEnded(&'static str),
@@ -105,9 +109,45 @@ impl Error {
             Error::Compacted { .. } => Some(Code::OutOfRange),
             Error::Unavailable { .. } => Some(Code::Unavailable),
             Error::Other { code, .. } => Some(*code),
-            Error::Connect { .. } | Error::UnexpectedStage { .. } | Error::StreamEnded(_) => None,
+            Error::Connect { .. }
+            | Error::UnexpectedStage { .. }
+            | Error::StreamEnded(_)
+            | Error::TimedOut { .. } => None,
         }
     }
+}
+
+impl Error {
+    /// Whether the same call may succeed if tried again later: the server or
+    /// its engine could not be reached, was overloaded, or a deadline passed.
+    /// Invalid input, an invalid state and a failed operation are not retryable
+    /// as they are.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Unavailable { .. } | Error::Connect { .. } | Error::TimedOut { .. } => true,
+            Error::Other { code, .. } => matches!(
+                code,
+                Code::ResourceExhausted | Code::DeadlineExceeded | Code::Unavailable
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// An error and its sources, joined: tonic's transport error says only
+/// "transport error" at the top, the cause is below.
+fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<Status> for Error {

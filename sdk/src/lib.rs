@@ -273,6 +273,79 @@ impl Client {
         }
     }
 
+    /// The last `lines` lines of the workload's own output (stdout and stderr,
+    /// not Slipway's system lines), oldest first: what an agent reads to see why
+    /// a service failed.
+    ///
+    /// ```no_run
+    /// # async fn example(client: slipway_sdk::Client, id: &str) -> slipway_sdk::Result<()> {
+    /// for entry in client.logs_tail(id, 20).await? {
+    ///     println!("{}", entry.message);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn logs_tail(&self, workload_id: &str, lines: u32) -> Result<Vec<LogEntry>> {
+        use slipway::v1::Stream as LogStream;
+        let request = StreamLogsRequest {
+            workload_id: workload_id.to_owned(),
+            tail: Some(lines),
+            streams: vec![LogStream::Stdout.into(), LogStream::Stderr.into()],
+            ..StreamLogsRequest::default()
+        };
+        let entries = self.stream_logs(request).await?;
+        let entries: Vec<Result<LogEntry>> = entries.collect().await;
+        entries
+            .into_iter()
+            .filter(|entry| entry.as_ref().map_or(true, |entry| entry.dropped == 0))
+            .collect()
+    }
+
+    /// Waits until `condition` holds for the workload (checked now, then on each
+    /// of its changes), for at most `timeout`: [`Error::TimedOut`] after that.
+    ///
+    /// ```no_run
+    /// # async fn example(client: slipway_sdk::Client, id: &str) -> slipway_sdk::Result<()> {
+    /// use slipway_sdk::proto::Health;
+    /// let healthy = client
+    ///     .wait_until(id, |workload| workload.health() == Health::Healthy, std::time::Duration::from_secs(30))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn wait_until(
+        &self,
+        workload_id: &str,
+        condition: impl Fn(&Workload) -> bool,
+        timeout: std::time::Duration,
+    ) -> Result<Workload> {
+        let waiting = async {
+            let workload = self.get_workload(workload_id).await?;
+            if condition(&workload) {
+                return Ok(workload);
+            }
+            let mut events = Box::pin(
+                self.watch_events(WatchEventsRequest {
+                    since_revision: workload.revision,
+                    workload_id: workload_id.to_owned(),
+                    ..WatchEventsRequest::default()
+                })
+                .await?,
+            );
+            while let Some(event) = events.next().await {
+                if let Some(snapshot) = event?.workload {
+                    if condition(&snapshot) {
+                        return Ok(snapshot);
+                    }
+                }
+            }
+            Err(Error::StreamEnded("the event stream ended while waiting"))
+        };
+        tokio::time::timeout(timeout, waiting)
+            .await
+            .map_err(|_| Error::TimedOut { waited: timeout })?
+    }
+
     /// The log as a stream: stored lines, then live ones with `follow`.
     pub async fn stream_logs(
         &self,

@@ -139,10 +139,26 @@ pub async fn serve(
             orchestrator.clone(),
             closing.clone(),
         )))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(without_delay(listener), signal)
         .await;
     orchestrator.shutdown().await;
     store.close().await?;
     tracing::info!("stopped");
     Ok(served?)
+}
+
+/// The accepted connections, with Nagle's algorithm off: small frames (a
+/// control call's answer, a progress message) leave at once instead of waiting
+/// for the client's delayed ACK, which cost about 40 ms per call.
+fn without_delay(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not turn off Nagle's algorithm on a connection");
+        }
+        Ok(stream)
+    })
 }

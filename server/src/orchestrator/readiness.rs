@@ -17,6 +17,10 @@ use crate::{
 
 /// One attempt may take this long.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Probes start this soon after each other and back off to [`INTERVAL`]: a
+/// service that listens within a few milliseconds is seen within a few
+/// milliseconds, a slow one costs at most one probe every 100 ms.
+const FIRST_INTERVAL: Duration = Duration::from_millis(1);
 const INTERVAL: Duration = Duration::from_millis(100);
 /// How often the engine is asked about an instance's own health check.
 const OWN_HEALTH_INTERVAL: Duration = Duration::from_millis(250);
@@ -110,15 +114,17 @@ pub async fn wait_ready(
         return Ok(());
     };
     let deadline = Instant::now() + timeout;
+    let mut interval = FIRST_INTERVAL;
     loop {
         let last = match probe_once(readiness, address).await {
             ProbeResult::Ready => return Ok(()),
             ProbeResult::NotReady(reason) => reason,
         };
-        if Instant::now() + INTERVAL >= deadline {
+        if Instant::now() + interval >= deadline {
             return Err(format!("not ready after {}s: {last}", timeout.as_secs()));
         }
-        tokio::time::sleep(INTERVAL).await;
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(INTERVAL);
     }
 }
 
