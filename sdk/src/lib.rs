@@ -319,28 +319,9 @@ impl Client {
         condition: impl Fn(&Workload) -> bool,
         timeout: std::time::Duration,
     ) -> Result<Workload> {
-        let waiting = async {
-            let workload = self.get_workload(workload_id).await?;
-            if condition(&workload) {
-                return Ok(workload);
-            }
-            let mut events = Box::pin(
-                self.watch_events(WatchEventsRequest {
-                    since_revision: workload.revision,
-                    workload_id: workload_id.to_owned(),
-                    ..WatchEventsRequest::default()
-                })
-                .await?,
-            );
-            while let Some(event) = events.next().await {
-                if let Some(snapshot) = event?.workload {
-                    if condition(&snapshot) {
-                        return Ok(snapshot);
-                    }
-                }
-            }
-            Err(Error::StreamEnded("the event stream ended while waiting"))
-        };
+        let waiting = self.watch_workload(workload_id, |workload| {
+            Ok(condition(&workload).then_some(workload))
+        });
         tokio::time::timeout(timeout, waiting)
             .await
             .map_err(|_| Error::TimedOut { waited: timeout })?
@@ -378,13 +359,25 @@ impl Client {
     /// [`Error::UnexpectedStage`] if it settles in another terminal stage first.
     /// Bound it with `tokio::time::timeout`.
     pub async fn wait_for(&self, workload_id: &str, stage: Stage) -> Result<Workload> {
+        self.watch_workload(workload_id, |workload| settled(workload, stage))
+            .await
+    }
+
+    /// Checks the workload now, then on each of its changes, until `check`
+    /// returns a workload (or an error).
+    async fn watch_workload(
+        &self,
+        workload_id: &str,
+        check: impl Fn(Workload) -> Result<Option<Workload>>,
+    ) -> Result<Workload> {
         let workload = self.get_workload(workload_id).await?;
-        if let Some(done) = settled(workload.clone(), stage)? {
+        let revision = workload.revision;
+        if let Some(done) = check(workload)? {
             return Ok(done);
         }
         let mut events = Box::pin(
             self.watch_events(WatchEventsRequest {
-                since_revision: workload.revision,
+                since_revision: revision,
                 workload_id: workload_id.to_owned(),
                 ..WatchEventsRequest::default()
             })
@@ -392,7 +385,7 @@ impl Client {
         );
         while let Some(event) = events.next().await {
             if let Some(snapshot) = event?.workload {
-                if let Some(done) = settled(snapshot, stage)? {
+                if let Some(done) = check(snapshot)? {
                     return Ok(done);
                 }
             }

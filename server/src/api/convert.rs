@@ -438,23 +438,30 @@ impl From<domain::LogLine> for proto::LogEntry {
 pub fn log_item(workload_id: &WorkloadId, item: LogItem) -> proto::LogEntry {
     match item {
         LogItem::Line(line) => line.into(),
-        LogItem::Dropped { through, count } => proto::LogEntry {
-            seq: through,
-            generation: 0,
-            timestamp: Some(timestamp(crate::domain::now())),
-            stage: proto::Stage::Unspecified.into(),
-            level: proto::Level::Warn.into(),
-            stream: proto::Stream::System.into(),
-            message: format!("[slipway: {count} earlier lines were dropped by log retention]"),
-            workload_id: workload_id.to_string(),
-            dropped: count,
-        },
+        LogItem::Dropped { through, count } => marker(
+            workload_id,
+            through,
+            count,
+            format!("[slipway: {count} earlier lines were dropped by log retention]"),
+        ),
     }
 }
 
 /// The marker for lines an operation's progress stream did not send (its caller
 /// was slow); they are in the log.
 pub fn skipped_lines(workload_id: &WorkloadId, through: u64, count: u64) -> proto::LogEntry {
+    marker(
+        workload_id,
+        through,
+        count,
+        format!(
+            "[slipway: {count} lines of the operation not sent here; read them with GetLogs or StreamLogs]"
+        ),
+    )
+}
+
+/// A system entry standing for `count` lines not sent, the last with seq `through`.
+fn marker(workload_id: &WorkloadId, through: u64, count: u64, message: String) -> proto::LogEntry {
     proto::LogEntry {
         seq: through,
         generation: 0,
@@ -462,9 +469,7 @@ pub fn skipped_lines(workload_id: &WorkloadId, through: u64, count: u64) -> prot
         stage: proto::Stage::Unspecified.into(),
         level: proto::Level::Warn.into(),
         stream: proto::Stream::System.into(),
-        message: format!(
-            "[slipway: {count} lines of the operation not sent here; read them with GetLogs or StreamLogs]"
-        ),
+        message,
         workload_id: workload_id.to_string(),
         dropped: count,
     }

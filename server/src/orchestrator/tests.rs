@@ -286,52 +286,63 @@ async fn a_restart_overtaken_by_a_stop_ends_failed_and_the_workload_stays_stoppe
     assert_eq!(harness.runtime.starts.load(Ordering::SeqCst), 1);
 }
 
+/// What a killed Slipway left in the store: a deployment of `spec` and the
+/// workloads in `left` (each already in its stage), written with no orchestrator.
+async fn left_behind(store: &Store, spec: DeploymentSpec, left: Vec<Workload>) -> Vec<Workload> {
+    let events = EventLog::start(store.clone(), 10_000)
+        .await
+        .expect("events");
+    let deployment_id = left
+        .first()
+        .map(|workload| workload.deployment_id.clone())
+        .expect("a workload");
+    let deployment = crate::domain::Deployment {
+        id: deployment_id.clone(),
+        name: format!("left-{}", deployment_id.short()),
+        project: String::new(),
+        service_path: ".".to_owned(),
+        spec,
+        labels: BTreeMap::new(),
+        created_at: crate::domain::now(),
+        updated_at: crate::domain::now(),
+    };
+    let created = NewEvent {
+        kind: EventKind::DeploymentCreated,
+        deployment_id,
+        workload_id: None,
+        workload: None,
+        message: "created".to_owned(),
+    };
+    events
+        .commit(StateWrite::CreateDeployment(Box::new(deployment)), created)
+        .await
+        .expect("deployment");
+    for workload in &left {
+        let event = NewEvent::workload(EventKind::WorkloadCreated, workload, "left behind");
+        events
+            .commit(StateWrite::CreateWorkload(workload.clone()), event)
+            .await
+            .expect("workload");
+    }
+    left
+}
+
 /// A workload left in each stage by a Slipway that was killed: after the next
 /// start none is left in a transitional stage.
 #[tokio::test]
 async fn reconcile_leaves_no_workload_in_a_transitional_stage() {
     let store = Store::connect("sqlite::memory:").await.expect("store");
-    let events = EventLog::start(store.clone(), 10_000)
-        .await
-        .expect("events");
-    let deployment = crate::domain::Deployment {
-        id: crate::domain::DeploymentId::generate(),
-        name: "left-behind".to_owned(),
-        project: String::new(),
-        service_path: ".".to_owned(),
-        spec: spec(),
-        labels: BTreeMap::new(),
-        created_at: crate::domain::now(),
-        updated_at: crate::domain::now(),
-    };
-    events
-        .commit(
-            StateWrite::CreateDeployment(Box::new(deployment.clone())),
-            NewEvent {
-                kind: EventKind::DeploymentCreated,
-                deployment_id: deployment.id.clone(),
-                workload_id: None,
-                workload: None,
-                message: "created".to_owned(),
-            },
-        )
-        .await
-        .expect("deployment");
-    let mut left = Vec::new();
-    for stage in Stage::ALL {
-        let mut workload = Workload::new(deployment.id.clone());
+    let deployment_id = crate::domain::DeploymentId::generate();
+    let stages = Stage::ALL.into_iter().map(|stage| {
+        let mut workload = Workload::new(deployment_id.clone());
         workload.stage = stage;
         if matches!(stage, Stage::Deploy | Stage::Running | Stage::Stopping) {
             workload.runtime_id = Some("4242".to_owned());
             workload.process_start_time = Some(1);
         }
-        let event = NewEvent::workload(EventKind::WorkloadCreated, &workload, "left behind");
-        events
-            .commit(StateWrite::CreateWorkload(workload.clone()), event)
-            .await
-            .expect("workload");
-        left.push(workload);
-    }
+        workload
+    });
+    let left = left_behind(&store, spec(), stages.collect()).await;
     let mut script = Script::runs([Run::Forever]);
     script.reclaim = || Reclaimed::Stopped;
     let harness = harness_on(store, script).await;
@@ -364,43 +375,12 @@ async fn reconcile_leaves_no_workload_in_a_transitional_stage() {
 #[tokio::test]
 async fn reconcile_hands_an_interrupted_run_to_its_restart_policy() {
     let store = Store::connect("sqlite::memory:").await.expect("store");
-    let events = EventLog::start(store.clone(), 10_000)
-        .await
-        .expect("events");
     let mut spec = spec();
     spec.restart_policy = policy(RestartMode::Always, 0, Duration::from_millis(10));
-    let deployment = crate::domain::Deployment {
-        id: crate::domain::DeploymentId::generate(),
-        name: "interrupted".to_owned(),
-        project: String::new(),
-        service_path: ".".to_owned(),
-        spec,
-        labels: BTreeMap::new(),
-        created_at: crate::domain::now(),
-        updated_at: crate::domain::now(),
-    };
-    let created = NewEvent {
-        kind: EventKind::DeploymentCreated,
-        deployment_id: deployment.id.clone(),
-        workload_id: None,
-        workload: None,
-        message: "created".to_owned(),
-    };
-    events
-        .commit(
-            StateWrite::CreateDeployment(Box::new(deployment.clone())),
-            created,
-        )
-        .await
-        .expect("deployment");
-    let mut workload = Workload::new(deployment.id.clone());
+    let mut workload = Workload::new(crate::domain::DeploymentId::generate());
     workload.stage = Stage::Running;
     workload.runtime_id = Some("4242".to_owned());
-    let event = NewEvent::workload(EventKind::WorkloadCreated, &workload, "left running");
-    events
-        .commit(StateWrite::CreateWorkload(workload.clone()), event)
-        .await
-        .expect("workload");
+    let workload = left_behind(&store, spec, vec![workload]).await.remove(0);
     let harness = harness_on(store, Script::runs([Run::Forever])).await;
     let running = harness
         .until(&workload.id, |workload| workload.stage == Stage::Running)
