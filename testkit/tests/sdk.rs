@@ -13,10 +13,23 @@ async fn logs_tail_returns_the_services_own_last_lines() {
         .deploy(DeploymentBuilder::new("talker").command([
             "sh",
             "-c",
-            "for i in 1 2 3 4 5; do echo out $i; done; echo err 6 >&2; exec sleep 300",
+            "for i in 1 2 3 4 5; do echo out $i; done; sleep 0.2; echo err 6 >&2; exec sleep 300",
         ]))
         .await;
     server.start_workload(&workload.id).await;
+    // The stderr line comes after the stdout ones, on its own pipe.
+    let waiting = async {
+        while !server
+            .log_messages(&workload.id)
+            .await
+            .contains(&"err 6".to_owned())
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the last line is stored");
     let tail = server
         .client
         .logs_tail(&workload.id, 3)
