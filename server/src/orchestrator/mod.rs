@@ -180,6 +180,7 @@ impl Orchestrator {
             request.name
         };
         violations.extend(validate_deployment_name(&name));
+        violations.extend(crate::domain::validate_project(&request.project));
         violations.extend(paths::validate_labels(&request.labels));
         if !self.inner.runtimes.contains_key(&request.spec.runtime) {
             violations.push(crate::domain::FieldViolation::new(
@@ -243,6 +244,7 @@ impl Orchestrator {
         cursor: Option<&(Timestamp, String)>,
         limit: u64,
     ) -> Result<Vec<Deployment>> {
+        OrchestratorError::refuse(project.and_then(crate::domain::validate_project))?;
         Ok(self
             .inner
             .store
@@ -459,6 +461,7 @@ impl Orchestrator {
         after_seq: u64,
         limit: u64,
     ) -> Result<(Vec<LogLine>, u64, u64)> {
+        OrchestratorError::refuse(crate::domain::validate_position("after_seq", after_seq))?;
         self.get_workload(id).await?;
         let store = &self.inner.store;
         let first = store.first_log_seq(id).await?;
@@ -470,6 +473,15 @@ impl Orchestrator {
 
     /// A reader of the workload's log as `query` asks.
     pub async fn read_logs(&self, id: &WorkloadId, query: LogQuery) -> Result<LogReader> {
+        let generation = query.filter.generation;
+        OrchestratorError::refuse(
+            crate::domain::validate_position("from_seq", query.from_seq)
+                .into_iter()
+                .chain(
+                    generation
+                        .and_then(|value| crate::domain::validate_position("generation", value)),
+                ),
+        )?;
         let workload = self.get_workload(id).await?;
         let store = &self.inner.store;
         let after_seq = match (query.tail, query.filter.since) {
