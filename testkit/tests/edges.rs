@@ -1,7 +1,9 @@
 //! Input at the edges gets a typed error, never a wrapped number or a late
 //! failure: log positions and revisions the store cannot hold, a watch from a
 //! revision that does not exist yet, project names and argv/env sizes that the
-//! database or `execve` would refuse.
+//! database or `execve` would refuse. And the database is private to its user.
+
+use std::os::unix::fs::PermissionsExt;
 
 use futures::StreamExt;
 use slipway_sdk::{
@@ -233,5 +235,44 @@ async fn oversized_argv_and_env_and_bad_projects_are_refused_at_create() {
     server
         .follow_until(&workload.id, |line| line == "131067")
         .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_and_database_files_are_private() {
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    // SQLite whatever the test backend: its files are the point.
+    let server = TestServer::start_with(|config| config.database_url = None).await;
+    server.service_dir("svc");
+    server
+        .deploy(
+            DeploymentBuilder::new("private")
+                .service_path("svc")
+                .command(["sleep", "1"])
+                .secret_env("TOKEN", "hunter2"),
+        )
+        .await;
+    let data = server.data_dir().to_path_buf();
+    assert_eq!(mode(&data), 0o700);
+    for file in ["slipway.db", "slipway.db-wal", "slipway.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+
+    // Files and a directory left open by an older version are tightened at start.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let database = data.join("slipway.db");
+    std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let server = server.restart().await;
+    server.client.all_deployments().await.expect("list");
+    assert_eq!(mode(&data), 0o700);
+    for file in ["slipway.db", "slipway.db-wal", "slipway.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
     server.stop().await;
 }
