@@ -127,6 +127,14 @@ async fn numbers_past_what_the_store_holds_get_typed_errors() {
             .await
             .expect("a watch from the current revision"),
     );
+    // A grace period longer than a spec may have is refused too.
+    let error = server
+        .client
+        .stop_workload(&workload.id, Some(u32::MAX))
+        .await
+        .err()
+        .expect("a grace period of 136 years");
+    assert_eq!(violated_fields(error), ["grace_period_seconds"]);
     server.stop_workload(&workload.id).await;
     let next = tokio::time::timeout(PATIENCE, events.next())
         .await

@@ -354,6 +354,16 @@ impl Orchestrator {
         operation: Operation,
         grace: Option<Duration>,
     ) -> Result<ProgressReceiver> {
+        OrchestratorError::refuse(
+            grace
+                .filter(|grace| grace.as_secs() > DeploymentSpec::MAX_SECONDS)
+                .map(|_| {
+                    crate::domain::FieldViolation::new(
+                        "grace_period_seconds",
+                        format!("must be at most {}", DeploymentSpec::MAX_SECONDS),
+                    )
+                }),
+        )?;
         let supervisor = self.supervisor(id, deployment_id).await?;
         let (reply, answer) = oneshot::channel();
         let command = Command::Operate {
