@@ -21,13 +21,18 @@ pub const DATA_DIR_MODE: u32 = 0o700;
 /// The mode of the database and its `-wal` and `-shm` files.
 pub const DATA_FILE_MODE: u32 = 0o600;
 
-/// Creates `dir` (and missing parents) with mode 0700. An existing directory that
-/// others may read or enter is tightened to 0700, with a warning in the log.
+/// Creates `dir` with mode 0700 (missing parents as `mkdir -p` would). An
+/// existing directory that others may read or enter is tightened to 0700, with a
+/// warning in the log.
 pub fn prepare_data_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(DATA_DIR_MODE)
-        .create(dir)?;
+    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match DirBuilder::new().mode(DATA_DIR_MODE).create(dir) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(error) => return Err(error),
+    }
     let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         tracing::warn!(
@@ -85,6 +90,24 @@ pub fn restrict_sqlite_files(url: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .map(|metadata| metadata.permissions().mode() & 0o777)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_data_directory_is_made_private() {
+        let base = tempfile::tempdir().expect("tempdir");
+        let data = base.path().join("parent/data");
+        prepare_data_dir(&data).expect("created");
+        assert_eq!(mode(&data), DATA_DIR_MODE);
+
+        std::fs::set_permissions(&data, Permissions::from_mode(0o755)).expect("chmod");
+        prepare_data_dir(&data).expect("tightened");
+        assert_eq!(mode(&data), DATA_DIR_MODE);
+    }
 
     #[test]
     fn only_sqlite_files_have_a_path() {
