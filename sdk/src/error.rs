@@ -65,6 +65,15 @@ pub enum Error {
         oldest_revision: u64,
         message: String,
     },
+    /// A watch asked for a revision the server has not reached yet
+    /// (`OUT_OF_RANGE`, reason `REVISION_AHEAD`): watch from `current_revision`
+    /// or below.
+    #[error("{message}")]
+    RevisionAhead {
+        requested_revision: u64,
+        current_revision: u64,
+        message: String,
+    },
     /// The server (or a runtime's engine) cannot be reached.
     #[error("unavailable: {message}")]
     Unavailable { message: String },
@@ -106,7 +115,7 @@ impl Error {
             Error::NotFound { .. } => Some(Code::NotFound),
             Error::InvalidArgument { .. } => Some(Code::InvalidArgument),
             Error::AlreadyExists { .. } => Some(Code::AlreadyExists),
-            Error::Compacted { .. } => Some(Code::OutOfRange),
+            Error::Compacted { .. } | Error::RevisionAhead { .. } => Some(Code::OutOfRange),
             Error::Unavailable { .. } => Some(Code::Unavailable),
             Error::Other { code, .. } => Some(*code),
             Error::Connect { .. }
@@ -225,16 +234,29 @@ impl From<Status> for Error {
                 message,
             },
             Code::AlreadyExists => Error::AlreadyExists { message },
-            Code::OutOfRange => Error::Compacted {
-                oldest_revision: info
-                    .and_then(|info| {
-                        info.metadata
-                            .get("oldest_revision")
-                            .and_then(|value| value.parse().ok())
-                    })
-                    .unwrap_or(0),
-                message,
-            },
+            Code::OutOfRange => {
+                let number = |name: &str| {
+                    info.as_ref()
+                        .and_then(|info| info.metadata.get(name))
+                        .and_then(|value| value.parse().ok())
+                        .unwrap_or(0)
+                };
+                if info
+                    .as_ref()
+                    .is_some_and(|info| info.reason == "REVISION_AHEAD")
+                {
+                    Error::RevisionAhead {
+                        requested_revision: number("requested_revision"),
+                        current_revision: number("current_revision"),
+                        message,
+                    }
+                } else {
+                    Error::Compacted {
+                        oldest_revision: number("oldest_revision"),
+                        message,
+                    }
+                }
+            }
             Code::Unavailable => Error::Unavailable { message },
             code => Error::Other { code, message },
         }

@@ -15,7 +15,9 @@ pub struct ServeConfig {
     #[arg(long, env = "SLIPWAY_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
-    /// Directory for Slipway's own data (the SQLite database).
+    /// Directory for Slipway's own data (the SQLite database). It holds secrets:
+    /// it is created 0700 (an existing one is tightened to 0700, with a warning)
+    /// and the database files are 0600.
     #[arg(long, env = "SLIPWAY_DATA_DIR", default_value = "./.slipway")]
     pub data_dir: PathBuf,
 

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod data_files;
 pub mod domain;
 pub mod events;
 pub mod logs;

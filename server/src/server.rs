@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{DeploymentApi, WorkloadApi},
     config::ServeConfig,
+    data_files,
     logs::LogRetention,
     orchestrator::{Orchestrator, OrchestratorError, PortPool, Settings},
     runtime::{Runtime, docker::DockerRuntime, process::ProcessRuntime},
@@ -67,7 +68,7 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let io = |context: String| move |source| ServerError::Io { context, source };
     if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir).map_err(io(format!(
+        data_files::prepare_data_dir(&config.data_dir).map_err(io(format!(
             "creating the data directory {}",
             config.data_dir.display()
         )))?;
@@ -76,7 +77,15 @@ pub async fn serve(
         "opening the root directory {}",
         config.root.display()
     )))?;
-    let store = Store::connect(&config.database_url()).await?;
+    let database_url = config.database_url();
+    let restrict = || {
+        data_files::restrict_sqlite_files(&database_url)
+            .map_err(io("making the database files private".to_owned()))
+    };
+    restrict()?;
+    let store = Store::connect(&database_url).await?;
+    // SQLite adds its -wal and -shm files on connecting.
+    restrict()?;
     let runtimes: Vec<Arc<dyn Runtime>> = vec![
         Arc::new(ProcessRuntime::new()),
         Arc::new(DockerRuntime::with_publish_address(config.publish_address)),

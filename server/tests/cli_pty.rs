@@ -1,5 +1,6 @@
-//! `slipway run` in the foreground, driven in a pseudo-terminal: it shows the
-//! stages and the logs, and Ctrl-C leaves the workload STOPPED.
+//! `slipway run` in the foreground and `slipway logs`, driven in a
+//! pseudo-terminal: run shows the stages and the logs, and Ctrl-C leaves the
+//! workload STOPPED; a workload's escape sequences are shown escaped.
 
 mod cli_support;
 
@@ -63,5 +64,118 @@ async fn run_in_the_foreground_shows_stages_and_logs_and_ctrl_c_stops_it() {
         .workloads;
     assert_eq!(workloads.len(), 1);
     assert_eq!(workloads[0].stage(), Stage::Stopped);
+    harness.stop().await;
+}
+
+/// Runs `slipway ARGUMENTS` in a pseudo-terminal against `url` and returns all
+/// it printed.
+fn in_a_terminal(url: &str, arguments: &[&str]) -> String {
+    let mut command = std::process::Command::new(SLIPWAY);
+    command
+        .args(["--server", url])
+        .args(arguments)
+        .env("NO_COLOR", "1");
+    let timeout_ms = u64::try_from(PATIENCE.as_millis()).expect("timeout");
+    let mut session =
+        rexpect::session::spawn_command(command, Some(timeout_ms)).expect("spawn in a pty");
+    session.exp_eof().expect("the command ends")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workloads_escape_sequences_are_shown_escaped_on_a_terminal_and_raw_with_raw() {
+    let harness = Harness::start().await;
+    let deployment = harness
+        .client
+        .create_deployment(
+            slipway_sdk::DeploymentBuilder::new("colourful")
+                .command([
+                    "sh",
+                    "-c",
+                    r"printf '\033[31mred\033[0m and\ta bell\007\n'; exec sleep 60",
+                ])
+                .build(),
+        )
+        .await
+        .expect("deployment");
+    let workload_id = harness
+        .client
+        .create_workload(&deployment.id)
+        .await
+        .expect("workload")
+        .id;
+    harness
+        .client
+        .start_workload(&workload_id)
+        .await
+        .expect("start")
+        .finish()
+        .await
+        .expect("running");
+    let client = harness.client.clone();
+    let id = workload_id.clone();
+    cli_support::eventually("the line is stored", || {
+        let (client, id) = (client.clone(), id.clone());
+        async move {
+            client
+                .all_logs(&id)
+                .await
+                .is_ok_and(|lines| lines.iter().any(|line| line.message.contains("bell")))
+        }
+    })
+    .await;
+
+    let url = harness.url();
+    let id = workload_id.clone();
+    let (escaped, raw) = tokio::task::spawn_blocking(move || {
+        (
+            in_a_terminal(&url, &["logs", &id]),
+            in_a_terminal(&url, &["logs", "--raw", &id]),
+        )
+    })
+    .await
+    .expect("the sessions ran");
+    assert!(
+        escaped.contains("^[[31mred^[[0m and\ta bell^G"),
+        "{escaped:?}"
+    );
+    assert!(!escaped.contains('\x1b'), "{escaped:?}");
+    assert!(
+        raw.contains("\x1b[31mred\x1b[0m and\ta bell\x07"),
+        "{raw:?}"
+    );
+
+    // To a pipe the bytes pass as they are, unless asked.
+    let piped = harness.cli_ok(&["logs", &workload_id]).await;
+    assert!(piped.contains("\x1b[31mred\x1b[0m"), "{piped:?}");
+    let asked = harness.cli_ok(&["logs", "--escape", &workload_id]).await;
+    assert!(asked.contains("^[[31mred^[[0m"), "{asked:?}");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_in_the_foreground_shows_escape_sequences_escaped() {
+    let harness = Harness::start().await;
+    let url = harness.url();
+    let shown = tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(SLIPWAY);
+        command
+            .args(["--server", &url, "run", "--name", "escapes", "--"])
+            .args([
+                "sh",
+                "-c",
+                r"printf '\033]0;title\007\033[2Jcleared\n'; while :; do sleep 1; done",
+            ])
+            .env("NO_COLOR", "1");
+        let timeout_ms = u64::try_from(PATIENCE.as_millis()).expect("timeout");
+        let mut session =
+            rexpect::session::spawn_command(command, Some(timeout_ms)).expect("spawn in a pty");
+        let shown = session.exp_string("cleared").expect("the line shown");
+        session.send_control('c').expect("Ctrl-C");
+        session.exp_eof().expect("the command ends");
+        shown
+    })
+    .await
+    .expect("the session ran");
+    assert!(shown.contains("^[]0;title^G^[[2J"), "{shown:?}");
     harness.stop().await;
 }

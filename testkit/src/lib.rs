@@ -98,6 +98,12 @@ impl TestServer {
         self.config.database_url()
     }
 
+    /// The server's data directory (the SQLite database, unless the server
+    /// uses PostgreSQL).
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
     /// The directory service paths resolve under.
     pub fn root(&self) -> &Path {
         self.root.path()

@@ -69,6 +69,15 @@ pub fn to_status(error: OrchestratorError) -> Status {
             details.set_error_info("REVISION_COMPACTED", ERROR_DOMAIN, metadata);
             Status::with_error_details(Code::OutOfRange, error.to_string(), details)
         }
+        OrchestratorError::RevisionAhead { requested, current } => {
+            let mut details = ErrorDetails::new();
+            let metadata = HashMap::from([
+                ("requested_revision".to_owned(), requested.to_string()),
+                ("current_revision".to_owned(), current.to_string()),
+            ]);
+            details.set_error_info("REVISION_AHEAD", ERROR_DOMAIN, metadata);
+            Status::with_error_details(Code::OutOfRange, error.to_string(), details)
+        }
         OrchestratorError::Unavailable(message) => Status::unavailable(message),
         OrchestratorError::Internal { context, source } => {
             tracing::error!(error = %source, context, "internal error");

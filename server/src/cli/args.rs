@@ -26,6 +26,20 @@ pub struct GlobalOptions {
     pub output: OutputFormat,
 }
 
+/// How a workload's control characters (ANSI escapes, carriage returns) are
+/// printed.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct ControlCharArgs {
+    /// Print the workload's output as it is, escape sequences included (by
+    /// default they are shown as text, like `^[[31m`, on a terminal).
+    #[arg(long, conflicts_with = "escape")]
+    pub raw: bool,
+
+    /// Show control characters as text even when stdout is not a terminal.
+    #[arg(long)]
+    pub escape: bool,
+}
+
 /// The client commands.
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
@@ -174,6 +188,9 @@ pub struct RunArgs {
     #[arg(short = 'd', long)]
     pub detach: bool,
 
+    #[command(flatten)]
+    pub control_chars: ControlCharArgs,
+
     /// The command and its arguments (no shell: use `sh -c '...'` for one).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -293,6 +310,9 @@ pub struct LogsArgs {
     /// Only the workload's standard error.
     #[arg(long)]
     pub stderr_only: bool,
+
+    #[command(flatten)]
+    pub control_chars: ControlCharArgs,
 }
 
 /// `slipway inspect`.

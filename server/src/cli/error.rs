@@ -188,9 +188,13 @@ fn invalid_state_hint(stage: Stage, operation: Option<&str>) -> Option<String> {
 
 /// Prints an error (with its details and hint) to stderr and returns its exit code.
 pub fn report(error: &CliError, operation: Option<&str>) -> ExitCode {
-    eprintln!("slipway: {error}");
+    use std::io::IsTerminal;
+    // The message and details may quote a workload's output.
+    let control_chars =
+        super::output::ControlChars::choose(std::io::stderr().is_terminal(), false, false);
+    eprintln!("slipway: {}", control_chars.apply(&error.to_string()));
     for detail in error.details() {
-        eprintln!("  {detail}");
+        eprintln!("  {}", control_chars.apply(&detail));
     }
     if let Some(hint) = error.hint(operation) {
         eprintln!("hint: {hint}");

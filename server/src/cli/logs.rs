@@ -11,9 +11,9 @@ use slipway_sdk::{
 };
 
 use super::{
-    args::LogsArgs,
+    args::{ControlCharArgs, LogsArgs},
     error::{CliError, EXIT_OK},
-    output::{Printer, rfc3339, to_datetime},
+    output::{ControlChars, Printer, rfc3339, to_datetime},
     resolve::Catalog,
     view::LogView,
 };
@@ -49,6 +49,19 @@ impl LineFilter {
 pub struct LineStyle {
     pub printer: Printer,
     pub timestamps: bool,
+    /// What becomes of control characters in the workload's output.
+    pub control_chars: ControlChars,
+}
+
+impl LineStyle {
+    /// Lines for `printer`, control characters as `args` and stdout ask.
+    pub fn new(printer: Printer, timestamps: bool, args: ControlCharArgs) -> LineStyle {
+        LineStyle {
+            printer,
+            timestamps,
+            control_chars: ControlChars::choose(printer.terminal, args.raw, args.escape),
+        }
+    }
 }
 
 /// `slipway logs`.
@@ -63,10 +76,7 @@ pub async fn logs(client: &Client, printer: Printer, args: LogsArgs) -> Result<u
     };
     let catalog = Catalog::load(client).await?;
     let workload = catalog.resolve_workload(&args.target)?;
-    let style = LineStyle {
-        printer,
-        timestamps: args.timestamps,
-    };
+    let style = LineStyle::new(printer, args.timestamps, args.control_chars);
     print_logs(client, &workload.id, args.tail, args.follow, &filter, style).await?;
     Ok(EXIT_OK)
 }
@@ -129,12 +139,11 @@ pub fn print_line(style: LineStyle, entry: &LogEntry) -> Result<bool, CliError> 
         text.push_str(&time);
         text.push(' ');
     }
+    let message = style.control_chars.apply(&entry.message);
     match entry.stream() {
-        Stream::Stderr => text.push_str(&style.printer.red(&entry.message)),
-        Stream::System => {
-            text.push_str(&style.printer.dim(&format!("[slipway] {}", entry.message)))
-        }
-        _ => text.push_str(&entry.message),
+        Stream::Stderr => text.push_str(&style.printer.red(&message)),
+        Stream::System => text.push_str(&style.printer.dim(&format!("[slipway] {message}"))),
+        _ => text.push_str(&message),
     }
     Ok(write_stdout(&text))
 }

@@ -2,6 +2,7 @@
 //! JSON for scripts, and the time formats both use.
 
 use std::{
+    borrow::Cow,
     io::{IsTerminal, Write},
     time::{Duration, SystemTime},
 };
@@ -40,14 +41,18 @@ pub struct Printer {
     pub format: OutputFormat,
     /// Colour on stdout (a terminal, and `NO_COLOR` unset).
     pub colour: bool,
+    /// Whether stdout is a terminal.
+    pub terminal: bool,
 }
 
 impl Printer {
     /// A printer for `format`, with colour only when stdout is a terminal.
     pub fn new(format: OutputFormat) -> Printer {
+        let terminal = std::io::stdout().is_terminal();
         Printer {
             format,
-            colour: colour_wanted(std::io::stdout().is_terminal()),
+            colour: colour_wanted(terminal),
+            terminal,
         }
     }
 
@@ -115,6 +120,63 @@ pub fn paint(colour: bool, code: &str, text: &str) -> String {
         format!("{code}{text}{RESET}")
     } else {
         text.to_owned()
+    }
+}
+
+/// `text` with the characters that drive a terminal shown as text, as `less` and
+/// `cat -v` show them: C0 controls in caret notation (ESC as `^[`, so
+/// `\x1b[31m` prints as `^[[31m`; a carriage return as `^M`), DEL as `^?`, and
+/// C1 controls and the bidirectional overrides as `<U+009B>`. Tabs stay.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    let shown_as_is = |character: char| character == '\t' || !is_terminal_control(character);
+    if text.chars().all(shown_as_is) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for character in text.chars() {
+        match character {
+            character if shown_as_is(character) => escaped.push(character),
+            '\u{7f}' => escaped.push_str("^?"),
+            character if u32::from(character) < 0x20 => {
+                escaped.push('^');
+                escaped.push(char::from(b'@' + character as u8));
+            }
+            character => escaped.push_str(&format!("<U+{:04X}>", u32::from(character))),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+/// Whether a terminal acts on `character` rather than showing it.
+fn is_terminal_control(character: char) -> bool {
+    character.is_control() || matches!(character, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// How control characters in a workload's output reach stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlChars {
+    /// Shown as text (see [`escape_controls`]): on a terminal, or with `--escape`.
+    Escape,
+    /// Passed on as they are: to a pipe or a file, or with `--raw`.
+    Raw,
+}
+
+impl ControlChars {
+    /// Escaped on a terminal unless `raw`; raw elsewhere unless `escape`.
+    pub fn choose(stdout_is_terminal: bool, raw: bool, escape: bool) -> ControlChars {
+        if escape || (stdout_is_terminal && !raw) {
+            ControlChars::Escape
+        } else {
+            ControlChars::Raw
+        }
+    }
+
+    /// `text` as it is to be printed.
+    pub fn apply(self, text: &str) -> Cow<'_, str> {
+        match self {
+            ControlChars::Escape => escape_controls(text),
+            ControlChars::Raw => Cow::Borrowed(text),
+        }
     }
 }
 
@@ -217,6 +279,29 @@ mod tests {
     fn colour_codes_do_not_count_towards_width() {
         assert_eq!(visible_width(&paint(true, GREEN, "running")), 7);
         assert_eq!(paint(false, GREEN, "running"), "running");
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_text() {
+        assert_eq!(
+            escape_controls("\x1b[31mred\x1b[0m\tok\r\x07\x7f"),
+            "^[[31mred^[[0m\tok^M^G^?"
+        );
+        assert_eq!(
+            escape_controls("\u{9b}2J \u{202e}txt"),
+            "<U+009B>2J <U+202E>txt"
+        );
+        assert!(matches!(escape_controls("plain — text"), Cow::Borrowed(_)));
+        assert_eq!(
+            ControlChars::choose(true, false, false),
+            ControlChars::Escape
+        );
+        assert_eq!(ControlChars::choose(true, true, false), ControlChars::Raw);
+        assert_eq!(ControlChars::choose(false, false, false), ControlChars::Raw);
+        assert_eq!(
+            ControlChars::choose(false, false, true),
+            ControlChars::Escape
+        );
     }
 
     #[test]

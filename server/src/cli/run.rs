@@ -310,13 +310,14 @@ pub async fn run(client: &Client, printer: Printer, args: RunArgs) -> Result<u8,
         }
         return Ok(EXIT_OK);
     }
-    foreground(client, printer, &workload.id, &deployment.name).await
+    let style = LineStyle::new(printer, false, args.control_chars);
+    foreground(client, style, &workload.id, &deployment.name).await
 }
 
-/// Shows the start, then follows the log; Ctrl-C stops the workload.
+/// Shows the start, then follows the log in `style`; Ctrl-C stops the workload.
 async fn foreground(
     client: &Client,
-    printer: Printer,
+    style: LineStyle,
     workload_id: &str,
     deployment_name: &str,
 ) -> Result<u8, CliError> {
@@ -329,10 +330,6 @@ async fn foreground(
         .start_workload(workload_id)
         .await
         .map_err(|error| CliError::server("cannot start the workload", error))?;
-    let style = LineStyle {
-        printer,
-        timestamps: false,
-    };
     match show_progress(progress, &mut display, true).await? {
         ProgressEnd::Interrupted => return stop_on_interrupt(client, workload_id, display).await,
         ProgressEnd::Finished(_) => {}

@@ -5,6 +5,7 @@ mod event;
 mod ids;
 mod level;
 mod lifecycle;
+mod limits;
 mod log;
 mod policy;
 mod secret;
@@ -18,6 +19,10 @@ pub use ids::{DeploymentId, IdError, WorkloadId};
 pub use level::{named_level, output_level};
 pub use lifecycle::{
     Action, Admission, Condition, Goal, Operation, Verdict, admit, allowed_actions,
+};
+pub use limits::{
+    MAX_ARG_BYTES, MAX_ARGV_ENV_BYTES, MAX_POSITION, MAX_PROJECT_LENGTH, validate_position,
+    validate_project,
 };
 pub use log::{LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine};
 pub use policy::{HealthCheck, Probe, RestartMode, RestartPolicy, STOP_SIGNALS};

@@ -320,6 +320,7 @@ pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
             ));
         }
     }
+    super::limits::check_exec_sizes(spec, &mut violations);
     validate_policy(&spec.restart_policy, &mut violations);
     if let Some(check) = &spec.liveness {
         validate_check(check, spec.listen.is_some(), &mut violations);

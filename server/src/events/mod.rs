@@ -32,6 +32,10 @@ pub enum WatchError {
     /// The requested revision is older than what is retained: re-list, then watch.
     #[error("revision {requested} is no longer retained; the oldest retained revision is {oldest}")]
     Compacted { requested: u64, oldest: u64 },
+    /// The requested revision does not exist yet: a watch from it would skip the
+    /// events up to it, and its bookmarks would name revisions not yet committed.
+    #[error("revision {requested} is ahead of the current revision {current}")]
+    Ahead { requested: u64, current: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -102,10 +106,29 @@ impl EventLog {
         *self.latest.borrow()
     }
 
+    /// Fails when `since` is ahead of the newest committed revision. The store
+    /// is asked before refusing: a revision read from it (a list's) may be
+    /// committed a moment before this handle publishes it.
+    async fn check_not_ahead(&self, since: u64) -> Result<(), WatchError> {
+        if since <= self.latest_revision() {
+            return Ok(());
+        }
+        let current = self.store.last_revision().await?;
+        if since > current {
+            return Err(WatchError::Ahead {
+                requested: since,
+                current,
+            });
+        }
+        Ok(())
+    }
+
     /// Events with a revision above `since` that pass `filter`: the stored ones,
     /// then new ones as they are committed, with a bookmark after
     /// `bookmark_interval` without one. Never ends by itself, except with an error
     /// (a watcher that falls behind compaction gets [`WatchError::Compacted`]).
+    /// A `since` ahead of the newest committed revision is refused with
+    /// [`WatchError::Ahead`].
     pub async fn watch(
         &self,
         since: u64,
@@ -113,6 +136,7 @@ impl EventLog {
         bookmark_interval: Duration,
     ) -> Result<impl Stream<Item = Result<WatchItem, WatchError>> + Send + 'static, WatchError>
     {
+        self.check_not_ahead(since).await?;
         check_retained(&self.store, since).await?;
         let state = WatchState {
             store: self.store.clone(),
@@ -134,7 +158,7 @@ impl EventLog {
 /// Fails when events after `since` were compacted away.
 async fn check_retained(store: &Store, since: u64) -> Result<(), WatchError> {
     if let Some(oldest) = store.first_revision().await? {
-        if since + 1 < oldest {
+        if since.saturating_add(1) < oldest {
             return Err(WatchError::Compacted {
                 requested: since,
                 oldest,

@@ -28,6 +28,9 @@ pub enum OrchestratorError {
     /// A watch asked for events that are no longer retained.
     #[error("revision {requested} is no longer retained; the oldest retained revision is {oldest}")]
     Compacted { requested: u64, oldest: u64 },
+    /// A watch asked for a revision that does not exist yet.
+    #[error("revision {requested} is ahead of the current revision {current}")]
+    RevisionAhead { requested: u64, current: u64 },
     #[error("{0}")]
     Unavailable(String),
     /// Something broke inside; the details are logged, not sent.
@@ -51,6 +54,16 @@ impl OrchestratorError {
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self::InvalidArgument {
             violations: vec![FieldViolation::new(field, description)],
+        }
+    }
+
+    /// `Ok` when there is no violation, else `InvalidArgument` naming each one.
+    pub fn refuse(violations: impl IntoIterator<Item = FieldViolation>) -> Result<(), Self> {
+        let violations: Vec<FieldViolation> = violations.into_iter().collect();
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(Self::InvalidArgument { violations })
         }
     }
 
@@ -103,6 +116,7 @@ impl From<WatchError> for OrchestratorError {
     fn from(error: WatchError) -> Self {
         match error {
             WatchError::Compacted { requested, oldest } => Self::Compacted { requested, oldest },
+            WatchError::Ahead { requested, current } => Self::RevisionAhead { requested, current },
             WatchError::Store(store) => store.into(),
         }
     }

@@ -181,6 +181,7 @@ impl Orchestrator {
             request.name
         };
         violations.extend(validate_deployment_name(&name));
+        violations.extend(crate::domain::validate_project(&request.project));
         violations.extend(paths::validate_labels(&request.labels));
         if !self.inner.runtimes.contains_key(&request.spec.runtime) {
             violations.push(crate::domain::FieldViolation::new(
@@ -244,6 +245,7 @@ impl Orchestrator {
         cursor: Option<&(Timestamp, String)>,
         limit: u64,
     ) -> Result<Vec<Deployment>> {
+        OrchestratorError::refuse(project.and_then(crate::domain::validate_project))?;
         Ok(self
             .inner
             .store
@@ -353,6 +355,16 @@ impl Orchestrator {
         operation: Operation,
         grace: Option<Duration>,
     ) -> Result<ProgressReceiver> {
+        OrchestratorError::refuse(
+            grace
+                .filter(|grace| grace.as_secs() > DeploymentSpec::MAX_SECONDS)
+                .map(|_| {
+                    crate::domain::FieldViolation::new(
+                        "grace_period_seconds",
+                        format!("must be at most {}", DeploymentSpec::MAX_SECONDS),
+                    )
+                }),
+        )?;
         let supervisor = self.supervisor(id, deployment_id).await?;
         let (reply, answer) = oneshot::channel();
         let command = Command::Operate {
@@ -460,6 +472,7 @@ impl Orchestrator {
         after_seq: u64,
         limit: u64,
     ) -> Result<(Vec<LogLine>, u64, u64)> {
+        OrchestratorError::refuse(crate::domain::validate_position("after_seq", after_seq))?;
         self.get_workload(id).await?;
         let store = &self.inner.store;
         let first = store.first_log_seq(id).await?;
@@ -471,6 +484,15 @@ impl Orchestrator {
 
     /// A reader of the workload's log as `query` asks.
     pub async fn read_logs(&self, id: &WorkloadId, query: LogQuery) -> Result<LogReader> {
+        let generation = query.filter.generation;
+        OrchestratorError::refuse(
+            crate::domain::validate_position("from_seq", query.from_seq)
+                .into_iter()
+                .chain(
+                    generation
+                        .and_then(|value| crate::domain::validate_position("generation", value)),
+                ),
+        )?;
         let workload = self.get_workload(id).await?;
         let store = &self.inner.store;
         let after_seq = match (query.tail, query.filter.since) {
