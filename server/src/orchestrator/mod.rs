@@ -22,7 +22,7 @@ use std::{
 };
 
 use futures::Stream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use crate::events::WatchItem;
 pub use crate::logs::{OperationFailure, Progress, ProgressReceiver};
@@ -103,6 +103,22 @@ impl Inner {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         supervisors.remove(id);
+    }
+
+    /// The sink for one run of a workload, masking its deployment's `secrets` in
+    /// every line. Every sink of a workload's run is made here (by its supervisor
+    /// and by start-up reconcile, which hands it to an adopted instance), so none
+    /// can forget the secrets.
+    fn run_sink(
+        &self,
+        id: WorkloadId,
+        generation: u64,
+        stage: watch::Receiver<crate::domain::Stage>,
+        secrets: Vec<String>,
+    ) -> crate::logs::LogSink {
+        self.logs
+            .sink(id, generation, stage)
+            .with_redactions(secrets)
     }
 }
 

@@ -48,10 +48,18 @@ impl Orchestrator {
             .as_ref()
             .and_then(|deployment| self.inner.runtime(deployment.spec.runtime));
         let (_stage, stage_receiver) = watch::channel(workload.stage);
-        let logs = self
-            .inner
-            .logs
-            .sink(workload.id.clone(), workload.generation, stage_receiver);
+        let secrets = deployment
+            .as_ref()
+            .map(|deployment| deployment.spec.secret_values())
+            .unwrap_or_default();
+        // Masks the secrets like every other sink of the workload: an adopted
+        // container's output goes through this one.
+        let logs = self.inner.run_sink(
+            workload.id.clone(),
+            workload.generation,
+            stage_receiver,
+            secrets,
+        );
         let handle = workload.runtime_id.clone().map(|runtime_id| RuntimeHandle {
             runtime_id,
             process_start_time: workload.process_start_time,
