@@ -147,3 +147,53 @@ async fn output_is_kept_at_exit_while_the_log_writer_is_stalled() {
     assert_eq!(printed, expected, "in order");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipe_held_open_by_an_escaped_process_is_given_up_with_a_marker() {
+    // Without cgroups, a process that drops the workload's tag and leaves its
+    // group escapes the stop, and keeps the output pipe open.
+    let server = TestServer::start_with(|config| config.process_cgroups = "off".to_owned()).await;
+    let marks = tempfile::TempDir::new().expect("tempdir");
+    let ready = marks.path().join("escaped");
+    // The workload exits once the escaped process runs (else the group kill at
+    // its exit could catch it before it left the group).
+    let script = format!(
+        "env -i setsid sh -c \"touch '{ready}'; exec sleep 31337\" & \
+         while [ ! -e '{ready}' ]; do sleep 0.05; done; echo bye",
+        ready = ready.display()
+    );
+    let (_, workload) = server
+        .deploy(DeploymentBuilder::new("leaky").command(["sh", "-c", &script]))
+        .await;
+    server.start_workload(&workload.id).await;
+    let ended = server
+        .wait_for(&workload.id, Stage::Stopped)
+        .await
+        .expect("the workload ends");
+    assert_eq!(ended.error, "exited with code 0");
+    let messages = server.log_messages(&workload.id).await;
+    assert!(
+        messages.iter().any(|message| message == "bye"),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|message| message.contains("stdout no longer read")),
+        "the loss is marked: {messages:?}"
+    );
+    for pid in std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline == b"sleep\x0031337\x00")
+        })
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    server.stop().await;
+}
