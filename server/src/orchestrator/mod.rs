@@ -131,44 +131,6 @@ impl Inner {
             .sink(id, generation, stage)
             .with_redactions(secrets)
     }
-
-    /// Whether start-up reconcile is still dealing with the workload.
-    fn is_reconciling(&self, id: &WorkloadId) -> bool {
-        self.reconciling
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .contains(id)
-    }
-
-    /// Start-up reconcile is done with the workload: control calls reach it again.
-    fn finish_reconciling(&self, id: &WorkloadId) {
-        let removed = self
-            .reconciling
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .remove(id);
-        if removed {
-            self.reconcile_progress.send_replace(());
-        }
-    }
-
-    /// Waits until start-up reconcile is done with the workload; gives up with
-    /// [`OrchestratorError::Unavailable`] after [`RECONCILE_WAIT_LIMIT`].
-    async fn wait_reconciled(&self, id: &WorkloadId) -> Result<()> {
-        let mut progress = self.reconcile_progress.subscribe();
-        let deadline = tokio::time::Instant::now() + RECONCILE_WAIT_LIMIT;
-        while self.is_reconciling(id) {
-            match tokio::time::timeout_at(deadline, progress.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => {
-                    return Err(OrchestratorError::Unavailable(format!(
-                        "workload {id} is still being reconciled after a restart of slipway (its instance from the earlier run is being checked or stopped); try again shortly"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The lifecycle engine. Cheap to clone.

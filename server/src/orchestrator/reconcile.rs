@@ -11,10 +11,14 @@
 
 use tokio::{sync::watch, task::JoinSet};
 
-use super::{Orchestrator, OrchestratorError, PortLease, PortPool, supervisor::Supervisor};
+use super::{
+    Inner, Orchestrator, OrchestratorError, PortLease, PortPool, RECONCILE_WAIT_LIMIT,
+    supervisor::Supervisor,
+};
 use crate::{
     domain::{
-        DeploymentSpec, EventKind, Health, LogLevel, NewEvent, Stage, Timestamp, Workload, now,
+        DeploymentSpec, EventKind, Health, LogLevel, NewEvent, Stage, Timestamp, Workload,
+        WorkloadId, now,
     },
     runtime::{LogResume, Reclaimed, RunContext, RuntimeHandle},
     store::{StateWrite, Store},
@@ -32,6 +36,46 @@ pub(super) async fn to_reconcile(store: &Store) -> Result<Vec<Workload>, Orchest
         .into_iter()
         .filter(|workload| workload.stage != Stage::Pending)
         .collect())
+}
+
+impl Inner {
+    /// Whether start-up reconcile is still dealing with the workload.
+    pub(super) fn is_reconciling(&self, id: &WorkloadId) -> bool {
+        self.reconciling
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .contains(id)
+    }
+
+    /// Start-up reconcile is done with the workload: control calls reach it again.
+    pub(super) fn finish_reconciling(&self, id: &WorkloadId) {
+        let removed = self
+            .reconciling
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(id);
+        if removed {
+            self.reconcile_progress.send_replace(());
+        }
+    }
+
+    /// Waits until start-up reconcile is done with the workload; gives up with
+    /// [`OrchestratorError::Unavailable`] after [`RECONCILE_WAIT_LIMIT`].
+    pub(super) async fn wait_reconciled(&self, id: &WorkloadId) -> Result<(), OrchestratorError> {
+        let mut progress = self.reconcile_progress.subscribe();
+        let deadline = tokio::time::Instant::now() + RECONCILE_WAIT_LIMIT;
+        while self.is_reconciling(id) {
+            match tokio::time::timeout_at(deadline, progress.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    return Err(OrchestratorError::Unavailable(format!(
+                        "workload {id} is still being reconciled after a restart of slipway (its instance from the earlier run is being checked or stopped); try again shortly"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A workload to reconcile, with the port it held (claimed again from the pool).
