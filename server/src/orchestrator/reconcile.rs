@@ -4,10 +4,11 @@
 //! Reconcile runs in the background while the server already answers: every
 //! workload left unfinished is checked at the same time (so stopping the old
 //! instances takes the longest grace period, not their sum). Until its check is
-//! done a workload keeps its stage, its log says it is being reconciled, and
-//! control calls on it wait for the check (bounded, then refused as unavailable). Its row keeps the old
-//! instance's id and start time until then, so a Slipway killed again meanwhile
-//! finds the same instance at its next start.
+//! done a workload keeps its stage and its port, its log says it is being
+//! reconciled, and control calls on it wait for the check (bounded, then refused
+//! as unavailable). Its row keeps the old instance's id and start time until
+//! then, so a Slipway killed again meanwhile finds the same instance at its next
+//! start.
 
 use tokio::{sync::watch, task::JoinSet};
 

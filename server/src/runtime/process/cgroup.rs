@@ -199,7 +199,11 @@ impl Cgroups {
 /// The mount point of the cgroup v2 hierarchy (`/sys/fs/cgroup` on a unified
 /// system, `/sys/fs/cgroup/unified` on a hybrid one).
 fn cgroup2_mount() -> Option<PathBuf> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    cgroup2_mount_in(&std::fs::read_to_string("/proc/self/mountinfo").ok()?)
+}
+
+/// The first cgroup2 mount point listed in `mountinfo` (/proc/PID/mountinfo).
+fn cgroup2_mount_in(mountinfo: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         let (before, after) = line.split_once(" - ")?;
         let filesystem = after.split_whitespace().next()?;
@@ -209,9 +213,62 @@ fn cgroup2_mount() -> Option<PathBuf> {
 
 /// This process's cgroup in the v2 hierarchy (the `0::` line of /proc/self/cgroup).
 fn own_cgroup() -> Option<String> {
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    own_cgroup_in(&std::fs::read_to_string("/proc/self/cgroup").ok()?)
+}
+
+fn own_cgroup_in(cgroups: &str) -> Option<String> {
     cgroups
         .lines()
         .find_map(|line| line.strip_prefix("0::"))
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cgroup2_mount_is_found_on_unified_and_hybrid_hosts() {
+        let unified =
+            "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            cgroup2_mount_in(unified),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        let hybrid = "\
+            31 25 0:27 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+            32 25 0:28 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup2_mount_in(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let v1_only = "31 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        assert_eq!(cgroup2_mount_in(v1_only), None);
+    }
+
+    #[test]
+    fn the_own_cgroup_is_the_v2_line() {
+        let hybrid = "4:memory:/process_api/e976\n0::/system.slice/slipway.service\n";
+        assert_eq!(
+            own_cgroup_in(hybrid).as_deref(),
+            Some("/system.slice/slipway.service")
+        );
+        assert_eq!(own_cgroup_in("4:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn a_wrapped_command_enters_the_cgroup_then_runs_the_program() {
+        let cgroups = Cgroups {
+            mount: PathBuf::from("/sys/fs/cgroup"),
+            base: PathBuf::from("/sys/fs/cgroup/slipway"),
+        };
+        let id = WorkloadId::generate();
+        let wrapped = cgroups.wrap(&id, &["/bin/echo".to_owned(), "hi".to_owned()]);
+        assert_eq!(wrapped[0], "-c");
+        assert_eq!(
+            wrapped[2],
+            format!("/sys/fs/cgroup/slipway/workload-{id}/cgroup.procs")
+        );
+        assert_eq!(&wrapped[3..], ["/bin/echo", "hi"]);
+    }
 }
