@@ -50,6 +50,13 @@ pub struct ServeConfig {
     #[arg(long, env = "SLIPWAY_ON_SHUTDOWN", default_value = "stop", value_parser = ["stop", "leave"])]
     pub on_shutdown: String,
 
+    /// Whether each process workload runs in its own cgroup (v2), so that a stop
+    /// kills every process of it at once: `auto` (where cgroup v2 is usable; the
+    /// server logs at start which applies) or `off` (the process group is
+    /// killed, then every process carrying the workload's tag).
+    #[arg(long, env = "SLIPWAY_PROCESS_CGROUPS", default_value = "auto", value_parser = ["auto", "off"])]
+    pub process_cgroups: String,
+
     /// Log lines kept per workload; the oldest are dropped first.
     #[arg(long, env = "SLIPWAY_LOG_RETENTION_LINES", default_value_t = 100_000)]
     pub log_retention_lines: u64,
@@ -76,6 +83,7 @@ impl ServeConfig {
             publish_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             shutdown_grace_seconds: 10,
             on_shutdown: "stop".to_owned(),
+            process_cgroups: "auto".to_owned(),
             log_retention_lines: 100_000,
             log_retention_bytes: 64 * 1024 * 1024,
             event_retention: 100_000,

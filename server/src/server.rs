@@ -17,7 +17,11 @@ use crate::{
     data_files,
     logs::LogRetention,
     orchestrator::{Orchestrator, OrchestratorError, PortPool, Settings},
-    runtime::{Runtime, docker::DockerRuntime, process::ProcessRuntime},
+    runtime::{
+        Runtime,
+        docker::DockerRuntime,
+        process::{Containment, ProcessRuntime},
+    },
     store::{Store, StoreError},
 };
 
@@ -59,8 +63,9 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves on `listener` until `shutdown` resolves, then stops the running
-/// workloads and stores every accepted log line before returning.
+/// Serves on `listener` until `shutdown` resolves, then finishes start-up
+/// reconcile, stops the running workloads and stores every accepted log line
+/// before returning. Serving starts at once; start-up reconcile runs meanwhile.
 pub async fn serve(
     config: ServeConfig,
     listener: TcpListener,
@@ -86,8 +91,26 @@ pub async fn serve(
     let store = Store::connect(&database_url).await?;
     // SQLite adds its -wal and -shm files on connecting.
     restrict()?;
+    // Finding out whether cgroups can be used runs a shell once: off the runtime.
+    let use_cgroups = config.process_cgroups != "off";
+    let process_runtime = tokio::task::spawn_blocking(move || {
+        let containment = if use_cgroups {
+            Containment::detect()
+        } else {
+            Containment::TagSweep {
+                reason: "turned off (--process-cgroups off)".to_owned(),
+            }
+        };
+        containment.log();
+        ProcessRuntime::with_containment(containment)
+    })
+    .await
+    .map_err(|error| ServerError::Io {
+        context: "setting up the process runtime".to_owned(),
+        source: std::io::Error::other(error),
+    })?;
     let runtimes: Vec<Arc<dyn Runtime>> = vec![
-        Arc::new(ProcessRuntime::new()),
+        Arc::new(process_runtime),
         Arc::new(DockerRuntime::with_publish_address(config.publish_address)),
     ];
     let settings = Settings {
@@ -100,6 +123,8 @@ pub async fn serve(
         },
         event_retention: config.event_retention.max(1),
     };
+    // Returns at once: what an earlier run left unfinished is reconciled in the
+    // background while the server answers.
     let orchestrator = Orchestrator::start(
         store.clone(),
         runtimes,

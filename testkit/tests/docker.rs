@@ -446,11 +446,12 @@ mod needs_docker {
         );
 
         // The container that vanished meanwhile failed its workload, with that reason.
+        // (Reconcile runs while the server serves: wait for its outcome.)
         let failed = server
             .client
-            .get_workload(&vanishing.id)
+            .wait_for(&vanishing.id, Stage::Failed)
             .await
-            .expect("get");
+            .expect("failed by reconcile");
         assert_eq!(failed.stage(), Stage::Failed);
         assert!(failed.error.contains("vanished"), "{}", failed.error);
 

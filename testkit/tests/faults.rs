@@ -286,8 +286,13 @@ async fn a_killed_slipway_leaves_no_workload_in_transit_and_no_stale_process() {
         "a process outlives a killed slipway"
     );
     let server = ServerProcess::start(SERVER_PROCESS, &dirs.data, &dirs.root, &range).await;
+    // Reconcile runs while the server serves: wait for its outcome.
     for (id, was) in [(&in_build.id, Stage::Build), (&in_run.id, Stage::Running)] {
-        let workload = server.client.get_workload(id).await.expect("get");
+        let workload = server
+            .client
+            .wait_for(id, Stage::Failed)
+            .await
+            .expect("failed by reconcile");
         assert_eq!(workload.stage(), Stage::Failed, "{was:?}");
         assert_eq!(workload.failed_stage(), was);
         assert!(
@@ -307,11 +312,23 @@ async fn a_killed_slipway_leaves_no_workload_in_transit_and_no_stale_process() {
     assert!(!process_group_exists(run_pid));
     assert!(port_is_free(run.port as u16));
     // The restart policy applies to a run that ended with Slipway: it runs again.
-    let again = server
-        .client
-        .wait_for(&restartable.id, Stage::Running)
-        .await
-        .expect("restarted by its policy");
+    // (It may still rest failed, its restart due after the back-off.)
+    let deadline = tokio::time::Instant::now() + slipway_testkit::PATIENCE;
+    let again = loop {
+        let workload = server
+            .client
+            .get_workload(&restartable.id)
+            .await
+            .expect("get");
+        if workload.generation == 2 && workload.stage() == Stage::Running {
+            break workload;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not restarted by its policy: {workload:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(again.generation, 2);
     assert_ne!(again.runtime_id, first.runtime_id);
     assert!(
@@ -367,7 +384,11 @@ async fn a_shutdown_can_leave_process_workloads_running_for_the_next_start_to_cl
     assert!(server.terminate().success());
     assert!(process_exists(pid), "left running at shutdown");
     let server = ServerProcess::start(SERVER_PROCESS, &dirs.data, &dirs.root, &range).await;
-    let after = server.client.get_workload(&workload.id).await.expect("get");
+    let after = server
+        .client
+        .wait_for(&workload.id, Stage::Failed)
+        .await
+        .expect("failed by reconcile");
     assert_eq!(after.stage(), Stage::Failed);
     assert!(
         after.error.contains("orchestrator restarted"),

@@ -16,14 +16,14 @@ mod supervisor;
 mod tests;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use futures::Stream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use crate::events::WatchItem;
 pub use crate::logs::{OperationFailure, Progress, ProgressReceiver};
@@ -44,6 +44,10 @@ use crate::{
 };
 
 type Result<T, E = OrchestratorError> = std::result::Result<T, E>;
+
+/// How long a control call on a workload that start-up reconcile is still
+/// dealing with waits for it, before it is refused as unavailable.
+const RECONCILE_WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// How the orchestrator behaves; see `config.rs` for the flags.
 #[derive(Debug, Clone)]
@@ -91,6 +95,13 @@ pub(crate) struct Inner {
     shutdown_grace: Duration,
     leave_on_shutdown: bool,
     supervisors: Mutex<HashMap<WorkloadId, mpsc::Sender<Command>>>,
+    /// Workloads an earlier Slipway left unfinished whose instance is still being
+    /// checked (start-up reconcile): control calls on them wait until then.
+    reconciling: Mutex<HashSet<WorkloadId>>,
+    /// Ticks each time start-up reconcile is done with a workload.
+    reconcile_progress: watch::Sender<()>,
+    /// Becomes `true` once start-up reconcile has dealt with every workload.
+    reconciled: watch::Receiver<bool>,
 }
 
 impl Inner {
@@ -105,6 +116,22 @@ impl Inner {
             .unwrap_or_else(|poison| poison.into_inner());
         supervisors.remove(id);
     }
+
+    /// The sink for one run of a workload, masking its deployment's `secrets` in
+    /// every line. Every sink of a workload's run is made here (by its supervisor
+    /// and by start-up reconcile, which hands it to an adopted instance), so none
+    /// can forget the secrets.
+    fn run_sink(
+        &self,
+        id: WorkloadId,
+        generation: u64,
+        stage: watch::Receiver<crate::domain::Stage>,
+        secrets: Vec<String>,
+    ) -> crate::logs::LogSink {
+        self.logs
+            .sink(id, generation, stage)
+            .with_redactions(secrets)
+    }
 }
 
 /// The lifecycle engine. Cheap to clone.
@@ -114,8 +141,12 @@ pub struct Orchestrator {
 }
 
 impl Orchestrator {
-    /// Starts the orchestrator on `store` with the given runtimes, and reconciles
-    /// the workloads an earlier run of Slipway left unfinished.
+    /// Starts the orchestrator on `store` with the given runtimes. The workloads
+    /// an earlier run of Slipway left unfinished are reconciled in the background,
+    /// all at once, while the orchestrator already serves: until one is done, it
+    /// keeps its stage, its log says it is being reconciled, and control calls on
+    /// it wait (up to [`RECONCILE_WAIT_LIMIT`], then
+    /// [`OrchestratorError::Unavailable`]).
     pub async fn start(
         store: Store,
         runtimes: Vec<Arc<dyn Runtime>>,
@@ -124,6 +155,8 @@ impl Orchestrator {
     ) -> Result<Orchestrator> {
         let events = EventLog::start(store.clone(), settings.event_retention).await?;
         let (logs, _writer) = LogPipeline::start(store.clone(), settings.log_retention);
+        let unfinished = reconcile::to_reconcile(&store).await?;
+        let (reconciled_sender, reconciled) = watch::channel(false);
         let inner = Arc::new(Inner {
             store,
             events,
@@ -137,15 +170,42 @@ impl Orchestrator {
             shutdown_grace: settings.shutdown_grace,
             leave_on_shutdown: settings.leave_on_shutdown,
             supervisors: Mutex::new(HashMap::new()),
+            reconciling: Mutex::new(
+                unfinished
+                    .iter()
+                    .map(|workload| workload.id.clone())
+                    .collect(),
+            ),
+            reconcile_progress: watch::Sender::new(()),
+            reconciled,
         });
         let orchestrator = Orchestrator { inner };
-        orchestrator.reconcile().await?;
+        // Their ports stay held until reconcile has adopted or stopped what
+        // holds them: no new workload is handed one meanwhile.
+        let unfinished = reconcile::hold_ports(&orchestrator.inner.ports, unfinished);
+        let reconciler = orchestrator.clone();
+        tokio::spawn(async move {
+            if let Err(error) = reconciler.reconcile(unfinished).await {
+                tracing::error!(%error, "start-up reconcile failed");
+            }
+            reconciled_sender.send_replace(true);
+        });
         Ok(orchestrator)
     }
 
-    /// Stops every workload that runs (within the shutdown grace period) and
-    /// stores every log line accepted so far.
+    /// Waits until start-up reconcile is over: every instance an earlier Slipway
+    /// left behind is adopted or stopped.
+    pub async fn reconciled(&self) {
+        let mut reconciled = self.inner.reconciled.clone();
+        // An error means the reconcile task is gone: nothing more to wait for.
+        let _ = reconciled.wait_for(|done| *done).await;
+    }
+
+    /// Finishes start-up reconcile (so that no instance of an earlier Slipway is
+    /// left running), then stops every workload that runs (within the shutdown
+    /// grace period) and stores every log line accepted so far.
     pub async fn shutdown(&self) {
+        self.reconciled().await;
         let supervisors: Vec<_> = {
             let supervisors = self
                 .inner
@@ -400,6 +460,9 @@ impl Orchestrator {
         id: &WorkloadId,
         deployment_id: Option<&DeploymentId>,
     ) -> Result<mpsc::Sender<Command>> {
+        // A workload left by an earlier Slipway is controlled once reconcile
+        // has adopted or stopped its instance.
+        self.inner.wait_reconciled(id).await?;
         let existing = {
             let supervisors = self
                 .inner

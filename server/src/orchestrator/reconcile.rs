@@ -1,31 +1,140 @@
 //! Start-up reconcile: no workload stays in a transitional stage after a restart
 //! of Slipway, and containers that kept running are adopted again.
+//!
+//! Reconcile runs in the background while the server already answers: every
+//! workload left unfinished is checked at the same time (so stopping the old
+//! instances takes the longest grace period, not their sum). Until its check is
+//! done a workload keeps its stage and its port, its log says it is being
+//! reconciled, and control calls on it wait for the check (bounded, then refused
+//! as unavailable). Its row keeps the old instance's id and start time until
+//! then, so a Slipway killed again meanwhile finds the same instance at its next
+//! start.
 
-use tokio::sync::watch;
+use tokio::{sync::watch, task::JoinSet};
 
-use super::{Orchestrator, OrchestratorError, supervisor::Supervisor};
+use super::{
+    Inner, Orchestrator, OrchestratorError, PortLease, PortPool, RECONCILE_WAIT_LIMIT,
+    supervisor::Supervisor,
+};
 use crate::{
     domain::{
-        DeploymentSpec, EventKind, Health, LogLevel, NewEvent, Stage, Timestamp, Workload, now,
+        DeploymentSpec, EventKind, Health, LogLevel, NewEvent, Stage, Timestamp, Workload,
+        WorkloadId, now,
     },
     runtime::{LogResume, Reclaimed, RunContext, RuntimeHandle},
-    store::StateWrite,
+    store::{StateWrite, Store},
 };
 
 /// The reason given to workloads that were under way when Slipway stopped.
 pub const ORCHESTRATOR_RESTARTED: &str = "orchestrator restarted";
 
-impl Orchestrator {
-    /// Checks every workload left in a non-terminal stage against its runtime. A
-    /// running instance that can be followed again (a container) is adopted and
-    /// its workload stays running; any other instance still there is stopped, and
-    /// its workload is marked failed ("orchestrator restarted").
-    pub(super) async fn reconcile(&self) -> Result<(), OrchestratorError> {
-        for workload in self.inner.store.unfinished_workloads().await? {
-            if workload.stage == Stage::Pending {
-                continue;
+/// The workloads start-up reconcile deals with: every one left in a
+/// non-terminal stage other than pending (nothing of a pending one runs).
+pub(super) async fn to_reconcile(store: &Store) -> Result<Vec<Workload>, OrchestratorError> {
+    Ok(store
+        .unfinished_workloads()
+        .await?
+        .into_iter()
+        .filter(|workload| workload.stage != Stage::Pending)
+        .collect())
+}
+
+impl Inner {
+    /// Whether start-up reconcile is still dealing with the workload.
+    pub(super) fn is_reconciling(&self, id: &WorkloadId) -> bool {
+        self.reconciling
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .contains(id)
+    }
+
+    /// Start-up reconcile is done with the workload: control calls reach it again.
+    pub(super) fn finish_reconciling(&self, id: &WorkloadId) {
+        let removed = self
+            .reconciling
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(id);
+        if removed {
+            self.reconcile_progress.send_replace(());
+        }
+    }
+
+    /// Waits until start-up reconcile is done with the workload; gives up with
+    /// [`OrchestratorError::Unavailable`] after [`RECONCILE_WAIT_LIMIT`].
+    pub(super) async fn wait_reconciled(&self, id: &WorkloadId) -> Result<(), OrchestratorError> {
+        let mut progress = self.reconcile_progress.subscribe();
+        let deadline = tokio::time::Instant::now() + RECONCILE_WAIT_LIMIT;
+        while self.is_reconciling(id) {
+            match tokio::time::timeout_at(deadline, progress.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    return Err(OrchestratorError::Unavailable(format!(
+                        "workload {id} is still being reconciled after a restart of slipway (its instance from the earlier run is being checked or stopped); try again shortly"
+                    )));
+                }
             }
-            self.reconcile_one(workload).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A workload to reconcile, with the port it held (claimed again from the pool).
+pub(super) struct Unfinished {
+    workload: Workload,
+    lease: Option<PortLease>,
+}
+
+/// Claims the recorded port of each workload again.
+pub(super) fn hold_ports(ports: &PortPool, workloads: Vec<Workload>) -> Vec<Unfinished> {
+    workloads
+        .into_iter()
+        .map(|workload| {
+            let lease = workload.port.and_then(|port| {
+                let lease = ports.reclaim(port);
+                if lease.is_none() {
+                    tracing::warn!(workload_id = %workload.id, port, "the port of a workload left unfinished is held twice");
+                }
+                lease
+            });
+            Unfinished { workload, lease }
+        })
+        .collect()
+}
+
+impl Orchestrator {
+    /// Checks each of `unfinished` against its runtime, all at once. A running
+    /// instance that can be followed again (a container) is adopted and its
+    /// workload stays running; any other instance still there is stopped, and its
+    /// workload is marked failed ("orchestrator restarted"). Then restarts that
+    /// were pending when Slipway stopped are resumed.
+    pub(super) async fn reconcile(
+        &self,
+        unfinished: Vec<Unfinished>,
+    ) -> Result<(), OrchestratorError> {
+        if !unfinished.is_empty() {
+            tracing::info!(
+                workloads = unfinished.len(),
+                "reconciling the workloads an earlier slipway left unfinished"
+            );
+        }
+        let mut checks = JoinSet::new();
+        for Unfinished { workload, lease } in unfinished {
+            let orchestrator = self.clone();
+            checks.spawn(async move {
+                let id = workload.id.clone();
+                let result = orchestrator.reconcile_one(workload, lease).await;
+                // Whatever the outcome, control calls reach the workload again.
+                orchestrator.inner.finish_reconciling(&id);
+                if let Err(error) = result {
+                    tracing::error!(%error, workload_id = %id, "reconciling the workload failed");
+                }
+            });
+        }
+        while let Some(joined) = checks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "a reconcile task failed");
+            }
         }
         for workload in self.inner.store.workloads_awaiting_restart().await? {
             self.apply_restart_policy_of(&workload.id).await?;
@@ -33,7 +142,11 @@ impl Orchestrator {
         Ok(())
     }
 
-    async fn reconcile_one(&self, workload: Workload) -> Result<(), OrchestratorError> {
+    async fn reconcile_one(
+        &self,
+        workload: Workload,
+        lease: Option<PortLease>,
+    ) -> Result<(), OrchestratorError> {
         let deployment = self
             .inner
             .store
@@ -48,10 +161,26 @@ impl Orchestrator {
             .as_ref()
             .and_then(|deployment| self.inner.runtime(deployment.spec.runtime));
         let (_stage, stage_receiver) = watch::channel(workload.stage);
-        let logs = self
-            .inner
-            .logs
-            .sink(workload.id.clone(), workload.generation, stage_receiver);
+        let secrets = deployment
+            .as_ref()
+            .map(|deployment| deployment.spec.secret_values())
+            .unwrap_or_default();
+        // Masks the secrets like every other sink of the workload: an adopted
+        // container's output goes through this one.
+        let logs = self.inner.run_sink(
+            workload.id.clone(),
+            workload.generation,
+            stage_receiver,
+            secrets,
+        );
+        logs.system(
+            LogLevel::Info,
+            format!(
+                "slipway restarted: reconciling this workload (checking its instance from the earlier run, stopped within its grace period of {}s if it cannot be adopted); control calls wait until this is done",
+                grace.as_secs()
+            ),
+        )
+        .await;
         let handle = workload.runtime_id.clone().map(|runtime_id| RuntimeHandle {
             runtime_id,
             process_start_time: workload.process_start_time,
@@ -69,16 +198,6 @@ impl Orchestrator {
             (Some(runtime), Some(handle)) => {
                 match runtime.reclaim(&handle, &logs, resume, grace).await {
                     Ok(Reclaimed::Adopted(instance)) if workload.stage == Stage::Running => {
-                        let lease = match workload.port {
-                            Some(port) => match self.inner.ports.reclaim(port) {
-                                Some(lease) => Some(lease),
-                                None => {
-                                    tracing::warn!(workload_id = %workload.id, port, "the adopted workload's port is held twice");
-                                    None
-                                }
-                            },
-                            None => None,
-                        };
                         let id = workload.id.clone();
                         tracing::info!(workload_id = %id, runtime_id = %instance.handle.runtime_id, "adopted");
                         let Some(deployment) = deployment else {
@@ -101,7 +220,8 @@ impl Orchestrator {
                             instance,
                             lease,
                         );
-                        self.spawn_adopted_supervisor(supervisor, id);
+                        self.spawn_adopted_supervisor(supervisor, id.clone());
+                        self.inner.finish_reconciling(&id);
                         return Ok(());
                     }
                     Ok(Reclaimed::Adopted(instance)) => {
@@ -152,8 +272,11 @@ impl Orchestrator {
             .events
             .commit(StateWrite::UpdateWorkload(next), event)
             .await?;
+        // What held the port is gone: it goes back to the pool.
+        drop(lease);
         tracing::info!(workload_id = %workload.id, %stage, found, "reconciled");
         // The run ended without anyone watching: its restart policy applies now.
+        self.inner.finish_reconciling(&workload.id);
         self.apply_restart_policy_of(&workload.id).await
     }
 

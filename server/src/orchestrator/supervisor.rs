@@ -148,14 +148,12 @@ impl Supervisor {
     }
 
     pub(super) fn logs(&self) -> LogSink {
-        self.inner
-            .logs
-            .sink(
-                self.workload.id.clone(),
-                self.workload.generation,
-                self.stage.subscribe(),
-            )
-            .with_redactions(self.secrets.clone())
+        self.inner.run_sink(
+            self.workload.id.clone(),
+            self.workload.generation,
+            self.stage.subscribe(),
+            self.secrets.clone(),
+        )
     }
 
     pub(super) async fn system(&self, level: LogLevel, message: impl Into<String>) {

@@ -65,6 +65,8 @@ async fn harness_on(store: Store, script: Script) -> Harness {
     )
     .await
     .expect("orchestrator");
+    // The tests look at the outcome of start-up reconcile, which runs in the background.
+    orchestrator.reconciled().await;
     Harness {
         orchestrator,
         runtime,

@@ -1,5 +1,14 @@
 //! The process runtime: each workload is a local process in its own process group,
 //! so that a stop reaches its children too. Needs nothing installed.
+//!
+//! What a stop reaches beyond the group depends on the host, decided once at
+//! start-up ([`Containment`]): on Linux with a usable cgroup v2 hierarchy each
+//! workload runs in its own cgroup, killed as a whole; elsewhere the processes
+//! carrying the workload's tag ([`WORKLOAD_ENV`]) are swept after the group kill.
+
+mod cgroup;
+mod containment;
+mod pipes;
 
 use std::{
     collections::BTreeMap,
@@ -16,6 +25,10 @@ use nix::{
 };
 use tokio::{process::Command, sync::watch, time::Instant};
 
+pub use self::cgroup::Cgroups;
+pub use self::containment::{Containment, tagged_processes};
+use self::containment::{kill_leftovers, stop_tagged};
+use self::pipes::{IDLE_PIPE_LIMIT, PipeReader, drain, spawn_reader};
 use super::{
     ExitStatus, Instance, LogResume, Reclaimed, RunContext, Runtime, RuntimeError, RuntimeHandle,
     output::forward_lines,
@@ -28,63 +41,39 @@ use crate::{
 /// The environment variable that carries the workload id into its processes.
 pub const WORKLOAD_ENV: &str = "SLIPWAY_WORKLOAD_ID";
 
-/// The pids of live processes whose environment names `workload_id` (read from
-/// /proc; processes of other users cannot be read and are not ours).
-pub fn tagged_processes(workload_id: &WorkloadId) -> Vec<Pid> {
-    let wanted = format!("{WORKLOAD_ENV}={workload_id}");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| *pid != std::process::id() as i32)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-                environ
-                    .split(|byte| *byte == 0)
-                    .any(|entry| entry == wanted.as_bytes())
-            })
-        })
-        .map(Pid::from_raw)
-        .collect()
-}
-
-/// Stops every tagged process of a workload: SIGTERM, up to `grace`, SIGKILL.
-async fn stop_tagged(workload_id: &WorkloadId, grace: Duration) -> usize {
-    let found = tagged_processes(workload_id);
-    if found.is_empty() {
-        return 0;
-    }
-    for pid in &found {
-        let _ = nix::sys::signal::kill(*pid, Signal::SIGTERM);
-    }
-    let deadline = Instant::now() + grace;
-    while !tagged_processes(workload_id).is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for pid in tagged_processes(workload_id) {
-        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-    }
-    let deadline = Instant::now() + KILL_WAIT;
-    while !tagged_processes(workload_id).is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    found.len()
-}
-
-/// How long the output of an exited process is still read (children that keep
-/// its pipes open are killed with it; this bounds the rest).
-const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// How long to wait for a killed process group to be gone.
-const KILL_WAIT: Duration = Duration::from_secs(5);
+pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs workloads as local process groups.
-#[derive(Debug, Default)]
-pub struct ProcessRuntime;
+#[derive(Debug, Clone)]
+pub struct ProcessRuntime {
+    containment: Containment,
+}
+
+impl Default for ProcessRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl ProcessRuntime {
+    /// A runtime that uses cgroups where it can (decided now, and logged).
     pub fn new() -> Self {
-        Self
+        let containment = Containment::detect();
+        containment.log();
+        Self::with_containment(containment)
+    }
+
+    /// A runtime that contains workloads as `containment` says.
+    pub fn with_containment(containment: Containment) -> Self {
+        Self { containment }
+    }
+
+    fn cgroups(&self) -> Option<&Cgroups> {
+        match &self.containment {
+            Containment::Cgroup(cgroups) => Some(cgroups),
+            Containment::TagSweep { .. } => None,
+        }
     }
 }
 
@@ -165,6 +154,17 @@ fn command_for(
     context: &RunContext,
     env: &BTreeMap<String, String>,
 ) -> Result<Command, RuntimeError> {
+    command_in(argv, context, env, None)
+}
+
+/// As [`command_for`]; with `cgroups`, the process enters the workload's cgroup
+/// before it runs the program (so none of its children can start outside it).
+fn command_in(
+    argv: &[String],
+    context: &RunContext,
+    env: &BTreeMap<String, String>,
+    cgroups: Option<&Cgroups>,
+) -> Result<Command, RuntimeError> {
     let (program, arguments) = argv
         .split_first()
         .ok_or_else(|| RuntimeError::Invalid("the command is empty".to_owned()))?;
@@ -176,9 +176,27 @@ fn command_for(
     .ok_or_else(|| {
         RuntimeError::Invalid(format!("program {program:?} not found or not executable"))
     })?;
-    let mut command = Command::new(resolved);
+    let mut command = match cgroups {
+        Some(cgroups) => {
+            cgroups
+                .create(&context.workload_id)
+                .map_err(|source| RuntimeError::Io {
+                    context: "creating the workload's cgroup".to_owned(),
+                    source,
+                })?;
+            let mut full = vec![resolved.to_string_lossy().into_owned()];
+            full.extend(arguments.iter().cloned());
+            let mut command = Command::new(cgroup::SHELL);
+            command.args(cgroups.wrap(&context.workload_id, &full));
+            command
+        }
+        None => {
+            let mut command = Command::new(resolved);
+            command.args(arguments);
+            command
+        }
+    };
     command
-        .args(arguments)
         .current_dir(&context.service_dir)
         .envs(env)
         // Marks every process of the workload, build steps included, so that one
@@ -198,7 +216,7 @@ fn spawn_logged(
     mut command: Command,
     logs: &LogSink,
     what: &str,
-) -> Result<(tokio::process::Child, u32, Vec<tokio::task::JoinHandle<()>>), RuntimeError> {
+) -> Result<(tokio::process::Child, u32, Vec<PipeReader>), RuntimeError> {
     let mut child = command.spawn().map_err(|source| RuntimeError::Io {
         context: format!("starting {what}"),
         source,
@@ -208,18 +226,16 @@ fn spawn_logged(
         .ok_or_else(|| RuntimeError::Start(format!("{what} exited before it could be watched")))?;
     let mut readers = Vec::new();
     if let Some(stdout) = child.stdout.take() {
-        readers.push(tokio::spawn(forward_lines(
-            stdout,
-            LogStream::Stdout,
-            logs.clone(),
-        )));
+        let logs = logs.clone();
+        readers.push(spawn_reader(stdout, LogStream::Stdout, |pipe| {
+            forward_lines(pipe, LogStream::Stdout, logs)
+        }));
     }
     if let Some(stderr) = child.stderr.take() {
-        readers.push(tokio::spawn(forward_lines(
-            stderr,
-            LogStream::Stderr,
-            logs.clone(),
-        )));
+        let logs = logs.clone();
+        readers.push(spawn_reader(stderr, LogStream::Stderr, |pipe| {
+            forward_lines(pipe, LogStream::Stderr, logs)
+        }));
     }
     Ok((child, pid, readers))
 }
@@ -230,15 +246,6 @@ fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
         code: status.code(),
         signal: status.signal(),
         oom_killed: false,
-    }
-}
-
-async fn drain(readers: Vec<tokio::task::JoinHandle<()>>) {
-    for reader in readers {
-        let abort = reader.abort_handle();
-        if tokio::time::timeout(OUTPUT_DRAIN, reader).await.is_err() {
-            abort.abort();
-        }
     }
 }
 
@@ -320,7 +327,7 @@ impl Runtime for ProcessRuntime {
             if let Some(pgid) = guard.pgid.take() {
                 signal_group(pgid, Signal::SIGKILL);
             }
-            drain(readers).await;
+            drain(readers, logs, IDLE_PIPE_LIMIT).await;
             let status = exit_status(status);
             if !status.success() {
                 return Err(RuntimeError::Build(format!(
@@ -334,8 +341,15 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn start(&self, context: &RunContext, logs: &LogSink) -> Result<Instance, RuntimeError> {
-        let command = command_for(&context.spec.command, context, &context.env())?;
+        let cgroups = self.cgroups().cloned();
+        let command = command_in(
+            &context.spec.command,
+            context,
+            &context.env(),
+            cgroups.as_ref(),
+        )?;
         let (mut child, pid, readers) = spawn_logged(command, logs, "the workload")?;
+        let logs = logs.clone();
         let handle = RuntimeHandle {
             runtime_id: pid.to_string(),
             process_start_time: process_start_time(pid),
@@ -350,11 +364,14 @@ impl Runtime for ProcessRuntime {
                     ExitStatus::default()
                 }
             };
-            // Like a container whose first process exits: the rest of the group goes too.
+            // Like a container whose first process exits: the rest of the group
+            // goes too, and so does every process that left the group.
             let pgid = Pid::from_raw(pid as i32);
             signal_group(pgid, Signal::SIGKILL);
             wait_group_gone(pgid, KILL_WAIT).await;
-            drain(readers).await;
+            kill_leftovers(cgroups.as_ref(), &workload_id).await;
+            // Every line still in the pipes is read, however slow the log is.
+            drain(readers, &logs, IDLE_PIPE_LIMIT).await;
             exit_sender.send_replace(Some(status));
         });
         let probe_address = context
@@ -377,6 +394,10 @@ impl Runtime for ProcessRuntime {
         }
         let first = signal.parse::<Signal>().unwrap_or(Signal::SIGTERM);
         signal_group(pgid, first);
+        // Processes that left the group get the same signal and grace period.
+        if let Some(cgroups) = self.cgroups() {
+            cgroups.signal_cgroup_of(pgid, first);
+        }
         if let Ok(status) = tokio::time::timeout(grace, instance.exited()).await {
             return Ok(status);
         }
@@ -418,7 +439,14 @@ impl Runtime for ProcessRuntime {
         _resume: LogResume,
         grace: Duration,
     ) -> Result<Reclaimed, RuntimeError> {
-        let leftovers = stop_tagged(logs.workload_id(), grace).await;
+        let workload_id = logs.workload_id();
+        if let Some(cgroups) = self.cgroups() {
+            cgroups.signal(workload_id, Signal::SIGTERM);
+        }
+        let leftovers = stop_tagged(workload_id, grace).await;
+        if let Some(cgroups) = self.cgroups() {
+            cgroups.kill_and_remove(workload_id, KILL_WAIT).await;
+        }
         let Some(pgid) = pid_of(handle) else {
             return Ok(if leftovers > 0 {
                 Reclaimed::Stopped
@@ -453,6 +481,9 @@ impl Runtime for ProcessRuntime {
         // A stopped workload leaves nothing behind, unless a process escaped its
         // group (setsid) or an earlier Slipway left one: those go now.
         stop_tagged(workload_id, Duration::from_secs(5)).await;
+        if let Some(cgroups) = self.cgroups() {
+            cgroups.kill_and_remove(workload_id, KILL_WAIT).await;
+        }
         Ok(())
     }
 }

@@ -1,0 +1,101 @@
+//! How a stop reaches the processes of a workload that left its process group:
+//! its cgroup, or the processes carrying its tag.
+
+use std::time::Duration;
+
+use nix::{sys::signal::Signal, unistd::Pid};
+use tokio::time::Instant;
+
+use super::{Cgroups, KILL_WAIT, WORKLOAD_ENV};
+use crate::domain::WorkloadId;
+
+/// The pids of live processes whose environment names `workload_id` (read from
+/// /proc; processes of other users cannot be read and are not ours).
+pub fn tagged_processes(workload_id: &WorkloadId) -> Vec<Pid> {
+    let wanted = format!("{WORKLOAD_ENV}={workload_id}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != std::process::id() as i32)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|byte| *byte == 0)
+                    .any(|entry| entry == wanted.as_bytes())
+            })
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// Stops every tagged process of a workload: SIGTERM, up to `grace`, SIGKILL.
+pub(super) async fn stop_tagged(workload_id: &WorkloadId, grace: Duration) -> usize {
+    let found = tagged_processes(workload_id);
+    if found.is_empty() {
+        return 0;
+    }
+    for pid in &found {
+        let _ = nix::sys::signal::kill(*pid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while !tagged_processes(workload_id).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for pid in tagged_processes(workload_id) {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + KILL_WAIT;
+    while !tagged_processes(workload_id).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    found.len()
+}
+
+/// How a stop reaches the processes of a workload that left its process group.
+#[derive(Debug, Clone)]
+pub enum Containment {
+    /// Each workload in its own cgroup, killed as a whole with `cgroup.kill`.
+    Cgroup(Cgroups),
+    /// After the group kill, the processes carrying the workload's tag are killed.
+    TagSweep {
+        /// Why cgroups are not used.
+        reason: String,
+    },
+}
+
+impl Containment {
+    /// Cgroups where they can be used (see [`Cgroups::detect`]), else the sweep.
+    pub fn detect() -> Containment {
+        match Cgroups::detect() {
+            Ok(cgroups) => Containment::Cgroup(cgroups),
+            Err(reason) => Containment::TagSweep { reason },
+        }
+    }
+
+    /// Logs which applies (once, at server start).
+    pub fn log(&self) {
+        match self {
+            Containment::Cgroup(cgroups) => tracing::info!(
+                cgroups = %cgroups.base().display(),
+                "process workloads run each in its own cgroup (v2); a stop kills the whole cgroup"
+            ),
+            Containment::TagSweep { reason } => tracing::info!(
+                %reason,
+                "cgroups are not used; a stop kills the process group, then every process tagged {WORKLOAD_ENV}=<id>"
+            ),
+        }
+    }
+}
+
+/// Kills what is left of a workload whose main process has exited or is being
+/// killed: its cgroup as a whole, or else the processes that carry its tag.
+pub(super) async fn kill_leftovers(cgroups: Option<&Cgroups>, workload_id: &WorkloadId) {
+    match cgroups {
+        Some(cgroups) => cgroups.kill_and_remove(workload_id, KILL_WAIT).await,
+        None => {
+            stop_tagged(workload_id, Duration::ZERO).await;
+        }
+    }
+}
