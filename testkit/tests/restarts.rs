@@ -124,12 +124,22 @@ async fn after_a_kill_the_next_start_answers_at_once_and_stops_the_old_processes
     // its log says it is being reconciled.
     let during = server.client.get_workload(&stubborn).await.expect("get");
     if during.stage() == Stage::Running {
-        let logs = server.client.all_logs(&stubborn).await.expect("logs");
-        assert!(
-            logs.iter()
-                .any(|entry| entry.message.contains("reconciling")),
-            "the log says the workload is being reconciled"
-        );
+        // The line is stored with the next batch: poll for it, with a deadline.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = server.client.all_logs(&stubborn).await.expect("logs");
+            if logs
+                .iter()
+                .any(|entry| entry.message.contains("reconciling"))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log says the workload is being reconciled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     // The old processes are stopped at the same time: those that honour SIGTERM
