@@ -89,6 +89,7 @@ pub async fn serve(
             max_lines: config.log_retention_lines.max(1),
             max_bytes: config.log_retention_bytes.max(1),
         },
+        log_max_line_bytes: config.log_max_line_bytes.max(1),
         event_retention: config.event_retention.max(1),
     };
     let orchestrator = Orchestrator::start(

@@ -55,6 +55,8 @@ pub struct Settings {
     pub leave_on_shutdown: bool,
     /// How much log each workload keeps.
     pub log_retention: LogRetention,
+    /// Lines of output longer than this many bytes are stored as marked pieces.
+    pub log_max_line_bytes: usize,
     /// How many events are kept.
     pub event_retention: u64,
 }
@@ -122,7 +124,11 @@ impl Orchestrator {
         settings: Settings,
     ) -> Result<Orchestrator> {
         let events = EventLog::start(store.clone(), settings.event_retention).await?;
-        let (logs, _writer) = LogPipeline::start(store.clone(), settings.log_retention);
+        let (logs, _writer) = LogPipeline::start(
+            store.clone(),
+            settings.log_retention,
+            settings.log_max_line_bytes,
+        );
         let inner = Arc::new(Inner {
             store,
             events,
@@ -460,7 +466,8 @@ impl Orchestrator {
         limit: u64,
     ) -> Result<(Vec<LogLine>, u64, u64)> {
         self.get_workload(id).await?;
-        let store = &self.inner.store;
+        // Readers use the readers' pool: they never take a writer's connection.
+        let store = &self.inner.store.for_reading();
         let first = store.first_log_seq(id).await?;
         let dropped = first.map_or(0, |first| first.saturating_sub(after_seq + 1));
         let lines = store.read_log_lines(id, after_seq, limit).await?;
@@ -471,7 +478,7 @@ impl Orchestrator {
     /// A reader of the workload's log as `query` asks.
     pub async fn read_logs(&self, id: &WorkloadId, query: LogQuery) -> Result<LogReader> {
         let workload = self.get_workload(id).await?;
-        let store = &self.inner.store;
+        let store = &self.inner.store.for_reading();
         let after_seq = match (query.tail, query.filter.since) {
             (Some(tail), _) => store.tail_start(id, tail, &query.filter).await?,
             (None, Some(since)) => store
