@@ -68,7 +68,12 @@ async fn slow_followers_never_cost_a_line_or_fail_the_fast_ones() {
     let (stop_slow, slow_stopped) = tokio::sync::watch::channel(false);
     let mut followers = Vec::new();
     for index in 0..FOLLOWERS {
-        let client = server.client.clone();
+        // Each follower is a client of its own (its own HTTP/2 connection), as
+        // separate processes would be: on one shared connection the unread data
+        // of slow streams would hold the connection's flow-control window.
+        let client = slipway_sdk::Client::connect(format!("http://{}", server.address))
+            .await
+            .expect("connect");
         let request = follow(&workload.id);
         let slow = index < SLOW_FOLLOWERS;
         let mut stopped = slow_stopped.clone();
