@@ -10,6 +10,8 @@ mod progress;
 mod reader;
 mod retention;
 mod sink;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::{

@@ -191,7 +191,9 @@ fn split(text: &str, max: usize) -> Vec<&str> {
         pieces.push(piece);
         rest = after;
     }
-    pieces.push(rest);
+    if !rest.is_empty() || pieces.is_empty() {
+        pieces.push(rest);
+    }
     pieces
 }
 
