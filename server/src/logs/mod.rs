@@ -2,9 +2,11 @@
 //! sequence number, are stored in batches (by count and by time), and readers are
 //! woken to read them from the store.
 //!
-//! Readers always read from the store, by seq, so a reader never sees a gap or a
-//! duplicate, however slow it is, and the server holds at most one page per reader.
-//! A line is handed to readers only once it is stored.
+//! Readers always read from the store, by seq (through the store's readers' pool,
+//! so they never take a connection the writer needs), so a reader never sees a
+//! duplicate or a silent gap, however slow it is, and the server holds at most one
+//! page per reader. A line is handed to readers only once it is stored; lines that
+//! could not be stored (see `writer`) show as a `dropped` marker.
 
 mod progress;
 mod reader;
