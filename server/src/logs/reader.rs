@@ -134,7 +134,21 @@ impl LogReader {
                         Err(error) => return Some(Err(self.fail(error))),
                     }
                 }
-                self.buffered.extend(page.into_iter().map(LogItem::Line));
+                let mut previous: Option<u64> = None;
+                for line in page {
+                    // With no filter, a gap inside the page is lines that could
+                    // not be stored: said, not skipped.
+                    if let Some(previous) = previous.filter(|_| self.filter.is_empty()) {
+                        if line.seq > previous + 1 {
+                            self.buffered.push_back(LogItem::Dropped {
+                                through: line.seq - 1,
+                                count: line.seq - 1 - previous,
+                            });
+                        }
+                    }
+                    previous = Some(line.seq);
+                    self.buffered.push_back(LogItem::Line(line));
+                }
                 continue;
             }
             if sealed || !wait {

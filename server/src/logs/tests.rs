@@ -1,6 +1,7 @@
 //! The writer facing a database that refuses a line: on PostgreSQL (text cannot
 //! hold NUL) a line sent past the sink's NUL replacement is refused; the batch
-//! is split, the line replaced by a marker, and the rest stored.
+//! is split, the line replaced by a marker, and the rest stored. A reader shows
+//! lines that could not be stored as a `dropped` marker.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -8,7 +9,10 @@ use sea_orm::{ConnectionTrait, Database};
 
 use super::{LogPipeline, LogRetention, Message};
 use crate::{
-    domain::{DeploymentSpec, LogStream, NewLogLine, Stage},
+    domain::{
+        DeploymentSpec, LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine, Stage,
+        Workload,
+    },
     orchestrator::{NewDeployment, Orchestrator, PortPool, Settings},
     runtime::fake::{FakeRuntime, Script},
     store::Store,
@@ -32,12 +36,9 @@ async fn postgres_store() -> Option<Store> {
     )
 }
 
-#[tokio::test]
-async fn a_line_the_database_refuses_becomes_a_marker_and_the_rest_is_stored() {
-    let Some(store) = postgres_store().await else {
-        eprintln!("skipped: SLIPWAY_TEST_POSTGRES_URL is not set (SQLite stores NUL)");
-        return;
-    };
+/// A workload stored in `store` (with its deployment), and the orchestrator
+/// holding them.
+async fn workload_in(store: &Store) -> (Orchestrator, Workload, tempfile::TempDir) {
     let root = tempfile::tempdir().expect("root");
     let settings = Settings {
         root: root.path().canonicalize().expect("root"),
@@ -69,6 +70,51 @@ async fn a_line_the_database_refuses_becomes_a_marker_and_the_rest_is_stored() {
         .create_workload(&deployment.id)
         .await
         .expect("workload");
+    (orchestrator, workload, root)
+}
+
+#[tokio::test]
+async fn lines_that_could_not_be_stored_show_as_a_dropped_marker() {
+    let store = Store::connect("sqlite::memory:").await.expect("store");
+    let (_orchestrator, workload, _root) = workload_in(&store).await;
+    let line = |seq: u64| LogLine {
+        workload_id: workload.id.clone(),
+        seq,
+        generation: 1,
+        timestamp: crate::domain::now(),
+        stage: Stage::Running,
+        level: LogLevel::Info,
+        stream: LogStream::Stdout,
+        message: format!("line {seq}"),
+    };
+    // Seqs 3 and 4 were given to lines the writer had to give up.
+    store
+        .append_log_lines(&[line(1), line(2), line(5)])
+        .await
+        .expect("append");
+    let (pipeline, _writer) = LogPipeline::start(store.clone(), LogRetention::default(), 1024);
+    let mut reader = pipeline.reader(&workload.id, 0, false, true, LogFilter::default());
+    let mut items = Vec::new();
+    while let Some(item) = reader.next().await {
+        items.push(item.expect("item"));
+    }
+    let seen: Vec<String> = items
+        .iter()
+        .map(|item| match item {
+            LogItem::Line(line) => line.message.clone(),
+            LogItem::Dropped { through, count } => format!("dropped {count} through {through}"),
+        })
+        .collect();
+    assert_eq!(seen, ["line 1", "line 2", "dropped 2 through 4", "line 5"]);
+}
+
+#[tokio::test]
+async fn a_line_the_database_refuses_becomes_a_marker_and_the_rest_is_stored() {
+    let Some(store) = postgres_store().await else {
+        eprintln!("skipped: SLIPWAY_TEST_POSTGRES_URL is not set (SQLite stores NUL)");
+        return;
+    };
+    let (_orchestrator, workload, _root) = workload_in(&store).await;
     let (pipeline, _writer) = LogPipeline::start(store.clone(), LogRetention::default(), 1024);
     for text in ["one", "a\0b", "three"] {
         // Straight to the writer: the sink would have replaced the NUL.
