@@ -65,6 +65,12 @@ pub struct ServeConfig {
     #[arg(long, env = "SLIPWAY_LOG_RETENTION_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub log_retention_bytes: u64,
 
+    /// Longest line of output stored as one log line, in bytes; a longer line
+    /// is stored as pieces of this size, each but the last ending with
+    /// " [slipway: line continues]".
+    #[arg(long, env = "SLIPWAY_LOG_MAX_LINE_BYTES", default_value_t = 16 * 1024)]
+    pub log_max_line_bytes: usize,
+
     /// Events kept; a watch from an older revision fails with OUT_OF_RANGE.
     #[arg(long, env = "SLIPWAY_EVENT_RETENTION", default_value_t = 100_000)]
     pub event_retention: u64,
@@ -86,6 +92,7 @@ impl ServeConfig {
             process_cgroups: "auto".to_owned(),
             log_retention_lines: 100_000,
             log_retention_bytes: 64 * 1024 * 1024,
+            log_max_line_bytes: 16 * 1024,
             event_retention: 100_000,
         }
     }

@@ -121,6 +121,7 @@ pub async fn serve(
             max_lines: config.log_retention_lines.max(1),
             max_bytes: config.log_retention_bytes.max(1),
         },
+        log_max_line_bytes: config.log_max_line_bytes.max(1),
         event_retention: config.event_retention.max(1),
     };
     // Returns at once: what an earlier run left unfinished is reconciled in the

@@ -355,6 +355,16 @@ impl TestDatabase {
     }
 }
 
+/// With `SLIPWAY_TEST_POSTGRES_URL` set, the URL of a new, empty PostgreSQL
+/// database (for a [`ServerProcess`] given `--database-url`, so that it runs on
+/// the same backend as a [`TestServer`]); `None` otherwise.
+pub async fn postgres_test_database() -> Option<String> {
+    match std::env::var("SLIPWAY_TEST_POSTGRES_URL") {
+        Ok(admin_url) => Some(new_postgres_database(&admin_url).await),
+        Err(_) => None,
+    }
+}
+
 /// The URL of a new, empty database on the PostgreSQL server of `admin_url`.
 async fn new_postgres_database(admin_url: &str) -> String {
     use sea_orm::ConnectionTrait;

@@ -2,13 +2,19 @@
 //! sequence number, are stored in batches (by count and by time), and readers are
 //! woken to read them from the store.
 //!
-//! Readers always read from the store, by seq, so a reader never sees a gap or a
-//! duplicate, however slow it is, and the server holds at most one page per reader.
-//! A line is handed to readers only once it is stored.
+//! Readers always read from the store, by seq (through the store's readers' pool,
+//! so they never take a connection the writer needs), so a reader never sees a
+//! duplicate or a silent gap, however slow it is, and the server holds at most one
+//! page per reader. A line is handed to readers only once it is stored; lines that
+//! could not be stored (see `writer`) show as a `dropped` marker.
 
 mod progress;
 mod reader;
+mod retention;
 mod sink;
+#[cfg(test)]
+mod tests;
+mod writer;
 
 use std::{
     collections::HashMap,
@@ -16,35 +22,36 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
 use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinHandle,
-    time::Instant,
 };
 
 pub use progress::{OperationFailure, Progress, ProgressReceiver, TapId};
 pub use reader::{LogReader, line};
-pub use sink::LogSink;
+pub use sink::{LINE_CONTINUES, LogSink};
 
 use crate::{
-    domain::{LogFilter, LogLine, NewLogLine, Stage, Workload, WorkloadId},
+    domain::{LogFilter, NewLogLine, Stage, Workload, WorkloadId},
     store::Store,
 };
 
-/// When a batch is written: this many lines, or this long after its first line.
-const BATCH_LINES: usize = 4096;
-const BATCH_DELAY: Duration = Duration::from_millis(20);
-
-/// How much log each workload keeps; the oldest lines go first.
+/// How much log each workload keeps; the oldest lines go first. At least this
+/// much is kept: when a log grows past a limit by a tenth of it, its oldest
+/// lines are dropped down to the limit (so not on every batch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogRetention {
     pub max_lines: u64,
     /// Characters of message (bytes for ASCII output).
     pub max_bytes: u64,
 }
+
+/// The default longest line of output, in bytes, as Docker's partial messages:
+/// a longer one is stored as pieces of at most this size, each but the last
+/// ending with [`LINE_CONTINUES`].
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024;
 
 impl Default for LogRetention {
     fn default() -> Self {
@@ -53,13 +60,6 @@ impl Default for LogRetention {
             max_bytes: 64 * 1024 * 1024,
         }
     }
-}
-
-/// What a workload's stored log weighs.
-#[derive(Debug, Clone, Copy, Default)]
-struct Usage {
-    lines: u64,
-    bytes: u64,
 }
 
 /// What readers of one workload's log are told.
@@ -110,22 +110,20 @@ pub struct LogPipeline {
     cursors: Cursors,
     store: Store,
     next_tap: Arc<AtomicU64>,
+    max_line_bytes: usize,
 }
 
 impl LogPipeline {
-    /// Starts the writer task.
-    pub fn start(store: Store, retention: LogRetention) -> (LogPipeline, JoinHandle<()>) {
+    /// Starts the writer task. Lines of output longer than `max_line_bytes` are
+    /// stored as marked pieces.
+    pub fn start(
+        store: Store,
+        retention: LogRetention,
+        max_line_bytes: usize,
+    ) -> (LogPipeline, JoinHandle<()>) {
         let (messages, receiver) = mpsc::channel(8192);
         let cursors = Cursors::default();
-        let writer = Writer {
-            store: store.clone(),
-            cursors: cursors.clone(),
-            next_seq: HashMap::new(),
-            batch: Vec::new(),
-            retention,
-            usage: HashMap::new(),
-            taps: HashMap::new(),
-        };
+        let writer = writer::Writer::new(store.clone(), cursors.clone(), retention);
         let task = tokio::spawn(writer.run(receiver));
         (
             LogPipeline {
@@ -133,6 +131,7 @@ impl LogPipeline {
                 cursors,
                 store,
                 next_tap: Arc::new(AtomicU64::new(1)),
+                max_line_bytes: max_line_bytes.max(1),
             },
             task,
         )
@@ -146,7 +145,13 @@ impl LogPipeline {
         generation: u64,
         stage: watch::Receiver<Stage>,
     ) -> LogSink {
-        LogSink::new(self.messages.clone(), workload_id, generation, stage)
+        LogSink::new(
+            self.messages.clone(),
+            workload_id,
+            generation,
+            stage,
+            self.max_line_bytes,
+        )
     }
 
     /// Marks the workload's log as complete (`true`: it rests in a terminal stage)
@@ -234,7 +239,8 @@ impl LogPipeline {
             .subscribe()
     }
 
-    /// A reader of a workload's log from `after_seq`, following new lines when
+    /// A reader of a workload's log from `after_seq` (through the store's
+    /// readers' pool, so that readers never take the writer's connections), following new lines when
     /// `follow` is set. `terminal` says whether the workload rests in a terminal stage
     /// now (used only when no run of it was seen since the server started).
     pub fn reader(
@@ -246,299 +252,11 @@ impl LogPipeline {
         filter: LogFilter,
     ) -> LogReader {
         LogReader::new(
-            self.store.clone(),
+            self.store.for_reading(),
             workload_id.clone(),
             after_seq,
             follow.then(|| self.cursor(workload_id, terminal)),
             filter,
         )
-    }
-}
-
-struct Writer {
-    store: Store,
-    cursors: Cursors,
-    next_seq: HashMap<WorkloadId, u64>,
-    batch: Vec<LogLine>,
-    retention: LogRetention,
-    usage: HashMap<WorkloadId, Usage>,
-    /// Open progress channels, with the seq after which their lines start.
-    taps: HashMap<WorkloadId, Vec<(u64, progress::Tap)>>,
-}
-
-impl Writer {
-    async fn run(mut self, mut messages: mpsc::Receiver<Message>) {
-        let mut deadline: Option<Instant> = None;
-        loop {
-            let message = match deadline {
-                Some(at) => match tokio::time::timeout_at(at, messages.recv()).await {
-                    Ok(message) => message,
-                    Err(_elapsed) => {
-                        self.write_batch().await;
-                        deadline = None;
-                        continue;
-                    }
-                },
-                None => messages.recv().await,
-            };
-            let Some(message) = message else { break };
-            match message {
-                Message::Line {
-                    workload_id,
-                    generation,
-                    stage,
-                    line,
-                } => {
-                    let seq = self.next_seq(&workload_id).await;
-                    self.batch.push(LogLine {
-                        workload_id,
-                        seq,
-                        generation,
-                        timestamp: line.timestamp,
-                        stage,
-                        level: line.level,
-                        stream: line.stream,
-                        message: line.message,
-                    });
-                    if self.batch.len() >= BATCH_LINES {
-                        self.write_batch().await;
-                        deadline = None;
-                    } else if deadline.is_none() {
-                        deadline = Some(Instant::now() + BATCH_DELAY);
-                    }
-                }
-                Message::Seal {
-                    workload_id,
-                    sealed,
-                } => {
-                    self.write_batch().await;
-                    deadline = None;
-                    self.update_cursor(&workload_id, |cursor| cursor.sealed = sealed);
-                }
-                Message::Flush(done) => {
-                    self.write_batch().await;
-                    deadline = None;
-                    let _ = done.send(());
-                }
-                Message::Forget(workload_id) => {
-                    self.write_batch().await;
-                    deadline = None;
-                    self.next_seq.remove(&workload_id);
-                    self.usage.remove(&workload_id);
-                    self.taps.remove(&workload_id);
-                    let mut cursors = self
-                        .cursors
-                        .lock()
-                        .unwrap_or_else(|poison| poison.into_inner());
-                    cursors.remove(&workload_id);
-                }
-                Message::Watch {
-                    workload_id,
-                    mut tap,
-                    first,
-                } => {
-                    let after_seq = self.last_seq(&workload_id).await;
-                    tap.snapshot(&first);
-                    self.taps
-                        .entry(workload_id)
-                        .or_default()
-                        .push((after_seq, tap));
-                }
-                Message::Publish {
-                    workload_id,
-                    workload,
-                    finished,
-                } => {
-                    // The lines before this change reach the channels first.
-                    self.write_batch().await;
-                    deadline = None;
-                    self.publish(&workload_id, &workload, finished);
-                }
-            }
-        }
-        // Every sender is gone: store what is left.
-        self.write_batch().await;
-    }
-
-    /// The seq given to the workload's latest line (0 before the first), read
-    /// from the store the first time.
-    async fn last_seq(&mut self, workload_id: &WorkloadId) -> u64 {
-        if let Some(next) = self.next_seq.get(workload_id) {
-            return next - 1;
-        }
-        let mut last = 0;
-        let mut attempt = 0u32;
-        loop {
-            match self.store.last_log_seq(workload_id).await {
-                Ok(stored) => {
-                    last = stored;
-                    break;
-                }
-                Err(error) if attempt < 10 => {
-                    attempt += 1;
-                    tracing::warn!(%error, %workload_id, "reading the last log seq failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(error) => {
-                    tracing::error!(%error, %workload_id, "reading the last log seq failed");
-                    break;
-                }
-            }
-        }
-        self.next_seq.insert(workload_id.clone(), last + 1);
-        last
-    }
-
-    async fn next_seq(&mut self, workload_id: &WorkloadId) -> u64 {
-        let seq = self.last_seq(workload_id).await + 1;
-        self.next_seq.insert(workload_id.clone(), seq + 1);
-        seq
-    }
-
-    /// Stores the batch, retrying until the store takes it: a line accepted is a
-    /// line stored. Readers are woken once it is.
-    async fn write_batch(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let mut delay = Duration::from_millis(50);
-        while let Err(error) = self.store.append_log_lines(&self.batch).await {
-            tracing::error!(%error, lines = self.batch.len(), "storing log lines failed, retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-        if !self.taps.is_empty() {
-            for line in &self.batch {
-                if let Some(taps) = self.taps.get_mut(&line.workload_id) {
-                    for (after_seq, tap) in taps.iter_mut() {
-                        if line.seq > *after_seq {
-                            tap.line(line);
-                        }
-                    }
-                }
-            }
-        }
-        let mut written: HashMap<WorkloadId, (u64, Usage)> = HashMap::new();
-        for line in &self.batch {
-            let entry = written.entry(line.workload_id.clone()).or_default();
-            entry.0 = line.seq;
-            entry.1.lines += 1;
-            entry.1.bytes += line.message.len() as u64;
-        }
-        self.batch.clear();
-        for (workload_id, (last_seq, added)) in written {
-            self.update_cursor(&workload_id, |cursor| cursor.last_seq = last_seq);
-            self.account(&workload_id, added).await;
-        }
-    }
-
-    /// Adds what was just stored to the workload's usage and drops its oldest
-    /// lines when it is over the retention limits (down to 90% of them, so that
-    /// trimming is not done for every batch).
-    async fn account(&mut self, workload_id: &WorkloadId, added: Usage) {
-        let usage = match self.usage.get_mut(workload_id) {
-            Some(usage) => {
-                usage.lines += added.lines;
-                usage.bytes += added.bytes;
-                *usage
-            }
-            None => {
-                // The store already holds the batch just written.
-                let (lines, bytes) = match self.store.log_usage(workload_id).await {
-                    Ok(usage) => usage,
-                    Err(error) => {
-                        tracing::warn!(%error, %workload_id, "measuring a log failed");
-                        return;
-                    }
-                };
-                let usage = Usage { lines, bytes };
-                self.usage.insert(workload_id.clone(), usage);
-                usage
-            }
-        };
-        let limits = self.retention;
-        if usage.lines <= limits.max_lines && usage.bytes <= limits.max_bytes {
-            return;
-        }
-        match self.trim(workload_id, usage).await {
-            Ok(left) => {
-                self.usage.insert(workload_id.clone(), left);
-            }
-            Err(error) => tracing::warn!(%error, %workload_id, "dropping old log lines failed"),
-        }
-    }
-
-    async fn trim(
-        &self,
-        workload_id: &WorkloadId,
-        mut usage: Usage,
-    ) -> Result<Usage, crate::store::StoreError> {
-        let keep_lines = self.retention.max_lines * 9 / 10;
-        let keep_bytes = self.retention.max_bytes * 9 / 10;
-        let over = |usage: &Usage| usage.lines > keep_lines || usage.bytes > keep_bytes;
-        let mut after = self
-            .store
-            .first_log_seq(workload_id)
-            .await?
-            .unwrap_or(1)
-            .saturating_sub(1);
-        let mut cutoff = None;
-        'pages: while over(&usage) {
-            let page = self.store.read_log_lines(workload_id, after, 1000).await?;
-            if page.is_empty() {
-                break;
-            }
-            for line in page {
-                if !over(&usage) {
-                    break 'pages;
-                }
-                usage.lines -= 1;
-                usage.bytes = usage.bytes.saturating_sub(line.message.len() as u64);
-                cutoff = Some(line.seq);
-                after = line.seq;
-            }
-        }
-        if let Some(cutoff) = cutoff {
-            self.store
-                .delete_log_lines_through(workload_id, cutoff)
-                .await?;
-            tracing::debug!(%workload_id, through = cutoff, "dropped old log lines");
-        }
-        Ok(usage)
-    }
-
-    /// Hands a change to the workload's channels and closes the finished ones.
-    fn publish(
-        &mut self,
-        workload_id: &WorkloadId,
-        workload: &Workload,
-        finished: Vec<(TapId, Result<(), OperationFailure>)>,
-    ) {
-        let Some(taps) = self.taps.get_mut(workload_id) else {
-            return;
-        };
-        for (_, tap) in taps.iter_mut() {
-            tap.snapshot(workload);
-        }
-        for (id, outcome) in finished {
-            if let Some(index) = taps.iter().position(|(_, tap)| tap.id == id) {
-                let (_, tap) = taps.swap_remove(index);
-                tap.done(outcome.map(|()| Box::new(workload.clone())));
-            }
-        }
-        if taps.is_empty() {
-            self.taps.remove(workload_id);
-        }
-    }
-
-    fn update_cursor(&self, workload_id: &WorkloadId, change: impl FnOnce(&mut LogCursor)) {
-        let mut cursors = self
-            .cursors
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let cursor = cursors
-            .entry(workload_id.clone())
-            .or_insert_with(|| watch::channel(LogCursor::default()).0);
-        cursor.send_modify(change);
     }
 }

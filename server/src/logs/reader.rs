@@ -1,22 +1,30 @@
 //! Reading a workload's log from the store, following new lines.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, time::Duration};
 
 use futures::Stream;
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 
 use super::LogCursor;
 use crate::{
     domain::{LogFilter, LogItem, LogLine, WorkloadId},
-    store::{Store, StoreError},
+    store::{Store, StoreError, is_transient},
 };
 
-/// Lines read from the store per query.
+/// Lines read from the store per query: what a reader costs the server at most.
 const PAGE: u64 = 1000;
+
+/// How long a reader retries a transient failure of the store (the readers'
+/// pool busy, the database locked) before its stream ends with the error.
+const TRANSIENT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Reads a workload's log in seq order from a position; with a cursor it follows
 /// new lines until the log is sealed. Lines that retention dropped before they
-/// were read are announced by a [`LogItem::Dropped`] marker, never skipped silently.
+/// were read, or that could not be stored, are announced by a
+/// [`LogItem::Dropped`] marker, never skipped silently.
+///
+/// A reader holds no connection between queries and reads a page at a time,
+/// so a slow one costs one page and falls behind, catching up from the store.
 pub struct LogReader {
     store: Store,
     workload_id: WorkloadId,
@@ -106,24 +114,41 @@ impl LogReader {
                 Some(cursor) => cursor.borrow_and_update().sealed,
                 None => true,
             };
-            let page = match self
-                .store
-                .read_filtered_log_lines(&self.workload_id, self.after_seq, PAGE, &self.filter)
-                .await
-            {
+            let page = match self.read_page().await {
                 Ok(page) => page,
                 Err(error) => return Some(Err(self.fail(error))),
             };
             if let Some(first) = page.first() {
                 if first.seq > self.after_seq + 1 {
-                    // A gap: filtered-out lines, or lines retention dropped meanwhile.
+                    // A gap: filtered-out lines, lines retention dropped meanwhile,
+                    // or (with no filter) lines that could not be stored.
                     match self.dropped_marker().await {
                         Ok(Some(marker)) => self.buffered.push_back(marker),
+                        Ok(None) if self.filter.is_empty() => {
+                            self.buffered.push_back(LogItem::Dropped {
+                                through: first.seq - 1,
+                                count: first.seq - 1 - self.after_seq,
+                            })
+                        }
                         Ok(None) => {}
                         Err(error) => return Some(Err(self.fail(error))),
                     }
                 }
-                self.buffered.extend(page.into_iter().map(LogItem::Line));
+                let mut previous: Option<u64> = None;
+                for line in page {
+                    // With no filter, a gap inside the page is lines that could
+                    // not be stored: said, not skipped.
+                    if let Some(previous) = previous.filter(|_| self.filter.is_empty()) {
+                        if line.seq > previous + 1 {
+                            self.buffered.push_back(LogItem::Dropped {
+                                through: line.seq - 1,
+                                count: line.seq - 1 - previous,
+                            });
+                        }
+                    }
+                    previous = Some(line.seq);
+                    self.buffered.push_back(LogItem::Line(line));
+                }
                 continue;
             }
             if sealed || !wait {
@@ -137,6 +162,27 @@ impl LogReader {
                 // The workload was deleted.
                 self.done = true;
                 return None;
+            }
+        }
+    }
+
+    /// The next page, retrying transient failures of the store with back-off
+    /// for up to [`TRANSIENT_PATIENCE`].
+    async fn read_page(&self) -> Result<Vec<LogLine>, StoreError> {
+        let began = Instant::now();
+        let mut delay = Duration::from_millis(20);
+        loop {
+            match self
+                .store
+                .read_filtered_log_lines(&self.workload_id, self.after_seq, PAGE, &self.filter)
+                .await
+            {
+                Err(error) if is_transient(&error) && began.elapsed() < TRANSIENT_PATIENCE => {
+                    tracing::debug!(%error, workload_id = %self.workload_id, "reading log lines failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
             }
         }
     }

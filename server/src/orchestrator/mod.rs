@@ -60,6 +60,8 @@ pub struct Settings {
     pub leave_on_shutdown: bool,
     /// How much log each workload keeps.
     pub log_retention: LogRetention,
+    /// Lines of output longer than this many bytes are stored as marked pieces.
+    pub log_max_line_bytes: usize,
     /// How many events are kept.
     pub event_retention: u64,
 }
@@ -154,7 +156,11 @@ impl Orchestrator {
         settings: Settings,
     ) -> Result<Orchestrator> {
         let events = EventLog::start(store.clone(), settings.event_retention).await?;
-        let (logs, _writer) = LogPipeline::start(store.clone(), settings.log_retention);
+        let (logs, _writer) = LogPipeline::start(
+            store.clone(),
+            settings.log_retention,
+            settings.log_max_line_bytes,
+        );
         let unfinished = reconcile::to_reconcile(&store).await?;
         let (reconciled_sender, reconciled) = watch::channel(false);
         let inner = Arc::new(Inner {
@@ -537,7 +543,8 @@ impl Orchestrator {
     ) -> Result<(Vec<LogLine>, u64, u64)> {
         OrchestratorError::refuse(crate::domain::validate_position("after_seq", after_seq))?;
         self.get_workload(id).await?;
-        let store = &self.inner.store;
+        // Readers use the readers' pool: they never take a writer's connection.
+        let store = &self.inner.store.for_reading();
         let first = store.first_log_seq(id).await?;
         let dropped = first.map_or(0, |first| first.saturating_sub(after_seq + 1));
         let lines = store.read_log_lines(id, after_seq, limit).await?;
@@ -557,7 +564,7 @@ impl Orchestrator {
                 ),
         )?;
         let workload = self.get_workload(id).await?;
-        let store = &self.inner.store;
+        let store = &self.inner.store.for_reading();
         let after_seq = match (query.tail, query.filter.since) {
             (Some(tail), _) => store.tail_start(id, tail, &query.filter).await?,
             (None, Some(since)) => store

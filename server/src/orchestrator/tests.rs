@@ -55,6 +55,7 @@ async fn harness_on(store: Store, script: Script) -> Harness {
         shutdown_grace: Duration::from_secs(1),
         leave_on_shutdown: false,
         log_retention: LogRetention::default(),
+        log_max_line_bytes: crate::logs::DEFAULT_MAX_LINE_BYTES,
         event_retention: 10_000,
     };
     let orchestrator = Orchestrator::start(

@@ -7,6 +7,7 @@ mod events;
 mod logs;
 mod migration;
 mod secrets;
+mod space;
 mod state;
 mod values;
 
@@ -14,13 +15,14 @@ use std::{str::FromStr, time::Duration};
 
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, SqlErr,
-    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+    sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
 
 use crate::domain::DeploymentId;
 
 pub use events::EventFilter;
+pub use space::is_transient;
 pub use state::{StateWrite, WorkloadFilter, WorkloadPage};
 
 /// What can go wrong in the store.
@@ -52,48 +54,87 @@ fn database(context: &'static str) -> impl FnOnce(DbErr) -> StoreError {
 }
 
 /// The database behind Slipway. Cheap to clone.
+///
+/// It holds two connection pools: one for writes (and everything else), and one
+/// for log readers ([`Store::for_reading`]), so that readers, however many and
+/// however slow, never hold or queue for the connections writers need.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    reads: DatabaseConnection,
 }
+
+/// Connections of the pool that log readers use.
+const READ_CONNECTIONS: u32 = 8;
 
 impl Store {
     /// Connects to `url` (`sqlite://PATH?mode=rwc`, `sqlite::memory:` or
     /// `postgres://…`) and brings the schema up to date.
+    ///
+    /// A SQLite file is opened in WAL mode with `secure_delete` on (deleted
+    /// content is overwritten) and `auto_vacuum = INCREMENTAL` (a database made
+    /// without it is vacuumed once, here, to switch it on).
     pub async fn connect(url: &str) -> StoreResult<Store> {
-        let mut options = ConnectOptions::new(url.to_owned());
-        options.sqlx_logging(false);
-        if url.starts_with("sqlite:") {
-            if url.contains(":memory:") || url.contains("mode=memory") {
-                // Every connection to an in-memory database gets its own database.
-                options.max_connections(1);
-            } else {
-                options.max_connections(8);
-            }
-            options.map_sqlx_sqlite_opts(|sqlite: SqliteConnectOptions| {
-                sqlite
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true)
-            });
-        } else {
-            options.max_connections(16);
-        }
+        let is_sqlite = url.starts_with("sqlite:");
+        let in_memory = is_sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
         // Fail early on a malformed SQLite URL rather than deep inside the pool.
-        if url.starts_with("sqlite:") {
+        if is_sqlite {
             SqliteConnectOptions::from_str(url).map_err(|error| StoreError::Database {
                 context: "parsing the database url",
                 source: DbErr::Custom(error.to_string()),
             })?;
         }
-        let db = Database::connect(options)
+        let pool = |max_connections: u32| {
+            let mut options = ConnectOptions::new(url.to_owned());
+            options.sqlx_logging(false);
+            options.max_connections(max_connections);
+            if is_sqlite {
+                options.map_sqlx_sqlite_opts(|sqlite: SqliteConnectOptions| {
+                    sqlite
+                        .auto_vacuum(SqliteAutoVacuum::Incremental)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(10))
+                        .foreign_keys(true)
+                        .pragma("secure_delete", "ON")
+                });
+            }
+            options
+        };
+        // Every connection to an in-memory database gets its own database: one
+        // connection, shared by writers and readers.
+        let write_connections = match (is_sqlite, in_memory) {
+            (true, true) => 1,
+            (true, false) => 8,
+            (false, _) => 16,
+        };
+        let db = Database::connect(pool(write_connections))
             .await
             .map_err(database("connecting to the database"))?;
+        if is_sqlite && !in_memory {
+            space::enable_incremental_vacuum(&db).await?;
+        }
         migration::Migrator::up(&db, None)
             .await
             .map_err(database("migrating the schema"))?;
-        Ok(Store { db })
+        let reads = if in_memory {
+            db.clone()
+        } else {
+            Database::connect(pool(READ_CONNECTIONS))
+                .await
+                .map_err(database("connecting to the database for reading"))?
+        };
+        Ok(Store { db, reads })
+    }
+
+    /// The same database, queried through the readers' pool: for log readers, so
+    /// that a reader waits (if at all) for other readers, never for a writer's
+    /// connection, and a writer never waits for a reader's.
+    pub fn for_reading(&self) -> Store {
+        Store {
+            db: self.reads.clone(),
+            reads: self.reads.clone(),
+        }
     }
 
     /// Which database this is.
@@ -103,6 +144,10 @@ impl Store {
 
     /// Closes the connections (after pending writes).
     pub async fn close(self) -> StoreResult<()> {
+        self.reads
+            .close()
+            .await
+            .map_err(database("closing the database"))?;
         self.db
             .close()
             .await

@@ -136,7 +136,17 @@ impl Store {
             .map_err(database("appending an event"))?;
         txn.commit()
             .await
-            .map_err(database("committing a transaction"))
+            .map_err(database("committing a transaction"))?;
+        if matches!(
+            write,
+            StateWrite::DeleteDeployment(_) | StateWrite::DeleteWorkload(_)
+        ) {
+            // A workload takes its log with it: give the space back, in the
+            // background (a checkpoint may wait for readers).
+            let store = self.clone();
+            tokio::spawn(async move { store.reclaim_space().await });
+        }
+        Ok(())
     }
 
     /// The deployment, with its secrets.
