@@ -161,6 +161,24 @@ where
     counts.iter().sum::<u64>() as f64 / window.as_secs_f64()
 }
 
+/// `calls` sequential `GetWorkload` calls: each one's latency in ms, sorted.
+async fn latencies(client: &slipway_sdk::Client, id: &str, calls: usize) -> Vec<f64> {
+    let mut all = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let began = Instant::now();
+        client.get_workload(id).await.expect("get");
+        all.push(ms(began.elapsed()));
+    }
+    all.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
+    all
+}
+
+/// The `percent`th percentile of sorted values.
+fn percentile(sorted: &[f64], percent: usize) -> f64 {
+    let index = (sorted.len() * percent / 100).min(sorted.len() - 1);
+    sorted[index]
+}
+
 fn median<T: PartialOrd + Copy>(mut values: Vec<T>) -> (T, T, T) {
     values.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
     (
@@ -301,6 +319,42 @@ async fn main() {
         format!("`Health/Check` {health_mid:.0}/s ({health_low:.0}–{health_high:.0})"),
         format!("{:.2}×", get_mid / health_mid),
     ));
+    // GetWorkload latency, idle and while another workload floods its log.
+    let calls = if smoke { 50 } else { 2000 };
+    let idle = latencies(&client, &first, calls).await;
+    let flood = client
+        .create_deployment(
+            DeploymentBuilder::new("bench-flood")
+                .command(["yes", "flooding the log"])
+                .build(),
+        )
+        .await
+        .expect("flood deployment");
+    let flooder = client.create_workload(&flood.id).await.expect("flooder");
+    client
+        .start_workload(&flooder.id)
+        .await
+        .expect("flood accepted")
+        .finish()
+        .await
+        .expect("flooding");
+    let flooded = latencies(&client, &first, calls).await;
+    client
+        .stop_workload(&flooder.id, None)
+        .await
+        .expect("stop accepted")
+        .finish()
+        .await
+        .expect("flood stopped");
+    let (idle_p50, idle_p99) = (percentile(&idle, 50), percentile(&idle, 99));
+    let (flood_p50, flood_p99) = (percentile(&flooded, 50), percentile(&flooded, 99));
+    rows.push((
+        "`GetWorkload` during a `yes` flood of another workload".to_owned(),
+        format!("p50 {flood_p50:.2} ms, p99 {flood_p99:.2} ms"),
+        format!("idle p50 {idle_p50:.2} ms, p99 {idle_p99:.2} ms"),
+        format!("p99 {:.2}×", flood_p99 / idle_p99),
+    ));
+
     let mut lists = Vec::new();
     for _ in 0..runs.max(5) {
         let began = Instant::now();
