@@ -85,6 +85,10 @@ pub enum Error {
         #[source]
         source: tonic::transport::Error,
     },
+    /// The token given to [`ClientBuilder::token`](crate::ClientBuilder::token)
+    /// cannot be sent.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
     /// A wait ended because the workload settled in another stage.
     #[error("workload {} is {} (waiting for {}): {}", workload.id, stage_name(workload.stage), wanted.label(), workload.error)]
     UnexpectedStage {
@@ -121,6 +125,7 @@ impl Error {
             Error::Connect { .. }
             | Error::UnexpectedStage { .. }
             | Error::StreamEnded(_)
+            | Error::InvalidToken(_)
             | Error::TimedOut { .. } => None,
         }
     }

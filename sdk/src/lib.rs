@@ -23,6 +23,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod connect;
 mod error;
 mod progress;
 mod spec;
@@ -37,7 +38,10 @@ use slipway::v1::{
     deployment_service_client::DeploymentServiceClient,
     workload_service_client::WorkloadServiceClient,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+pub use connect::ClientBuilder;
+use connect::{AuthedChannel, Credentials};
 
 pub use error::{Error, FieldViolation, OperationFailure};
 pub use progress::{Progress, ProgressStream};
@@ -52,35 +56,33 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A connection to a Slipway server. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct Client {
-    deployments: DeploymentServiceClient<Channel>,
-    workloads: WorkloadServiceClient<Channel>,
+    deployments: DeploymentServiceClient<AuthedChannel>,
+    workloads: WorkloadServiceClient<AuthedChannel>,
 }
 
 impl Client {
-    /// Connects to `url`, like `http://127.0.0.1:50051`.
+    /// Connects to `url`, like `http://127.0.0.1:50051`, without credentials.
     pub async fn connect(url: impl Into<String>) -> Result<Client> {
-        let url = url.into();
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|source| Error::Connect {
-                url: url.clone(),
-                source,
-            })?
-            // Log streams move a lot of data: HTTP/2's 64 KiB default windows would
-            // make them wait on acknowledgements.
-            .initial_connection_window_size(Some(8 * 1024 * 1024))
-            .initial_stream_window_size(Some(2 * 1024 * 1024));
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|source| Error::Connect { url, source })?;
-        Ok(Self::from_channel(channel))
+        Client::builder(url).connect().await
     }
 
-    /// A client on an existing channel.
+    /// Connects with options: `Client::builder(url).token(token).connect()`.
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url)
+    }
+
+    /// A client on an existing channel, without credentials.
     pub fn from_channel(channel: Channel) -> Client {
+        Client::with_credentials(channel, Credentials::default())
+    }
+
+    pub(crate) fn with_credentials(channel: Channel, credentials: Credentials) -> Client {
         Client {
-            deployments: DeploymentServiceClient::new(channel.clone()),
-            workloads: WorkloadServiceClient::new(channel),
+            deployments: DeploymentServiceClient::with_interceptor(
+                channel.clone(),
+                credentials.clone(),
+            ),
+            workloads: WorkloadServiceClient::with_interceptor(channel, credentials),
         }
     }
 

@@ -20,6 +20,20 @@ pub struct GlobalOptions {
     )]
     pub server: String,
 
+    /// The token sent to the server (`authorization: Bearer …`).
+    #[arg(
+        long,
+        env = "SLIPWAY_TOKEN",
+        hide_env_values = true,
+        global = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+
+    /// A file holding the token sent to the server.
+    #[arg(long, env = "SLIPWAY_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+
     /// Output format: `table` for people, `json` for scripts (one object or an
     /// array; streams print one object per line).
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table, global = true)]

@@ -60,7 +60,7 @@ pub async fn execute(
             );
             Ok(EXIT_OK)
         }
-        command => match connect(&options.server).await {
+        command => match connect(&options).await {
             Ok(client) => dispatch(&client, printer, command).await,
             Err(error) => Err(error),
         },
@@ -118,8 +118,21 @@ fn operation_name(command: &ClientCommand) -> Option<&'static str> {
     }
 }
 
-async fn connect(server: &str) -> Result<Client, CliError> {
-    Client::connect(server)
+async fn connect(options: &GlobalOptions) -> Result<Client, CliError> {
+    let mut builder = Client::builder(options.server.clone());
+    if let Some(token) = &options.token {
+        builder = builder.token(token.clone());
+    } else if let Some(path) = &options.token_file {
+        let token = std::fs::read_to_string(path).map_err(|error| {
+            CliError::usage(format!(
+                "cannot read the token file {}: {error}",
+                path.display()
+            ))
+        })?;
+        builder = builder.token(token);
+    }
+    builder
+        .connect()
         .await
         .map_err(|error| CliError::server("cannot reach the server", error))
 }
