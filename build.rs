@@ -8,6 +8,7 @@ use prost::Message;
 const PROTOS: &[&str] = &[
     "proto/slipway/v1/common.proto",
     "proto/slipway/v1/deployment.proto",
+    "proto/slipway/v1/node.proto",
     "proto/slipway/v1/workload.proto",
 ];
 

@@ -35,7 +35,7 @@ use slipway::v1::{
     ListDeploymentsRequest, ListDeploymentsResponse, ListWorkloadsRequest, ListWorkloadsResponse,
     LogEntry, RestartWorkloadRequest, Stage, StartWorkloadRequest, StopWorkloadRequest,
     StreamLogsRequest, WatchEventsRequest, Workload,
-    deployment_service_client::DeploymentServiceClient,
+    deployment_service_client::DeploymentServiceClient, node_service_client::NodeServiceClient,
     workload_service_client::WorkloadServiceClient,
 };
 use tonic::transport::Channel;
@@ -58,6 +58,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Client {
     deployments: DeploymentServiceClient<AuthedChannel>,
     workloads: WorkloadServiceClient<AuthedChannel>,
+    nodes: NodeServiceClient<AuthedChannel>,
 }
 
 impl Client {
@@ -82,8 +83,38 @@ impl Client {
                 channel.clone(),
                 credentials.clone(),
             ),
-            workloads: WorkloadServiceClient::with_interceptor(channel, credentials),
+            workloads: WorkloadServiceClient::with_interceptor(
+                channel.clone(),
+                credentials.clone(),
+            ),
+            nodes: NodeServiceClient::with_interceptor(channel, credentials),
         }
+    }
+
+    // ----- nodes -------------------------------------------------------------
+
+    /// The nodes sharing this server's database (one on SQLite), newest
+    /// heartbeat first; nodes that left cleanly only with `include_left`.
+    pub async fn list_nodes(&self, include_left: bool) -> Result<Vec<proto::Node>> {
+        Ok(self
+            .nodes
+            .clone()
+            .list_nodes(proto::ListNodesRequest { include_left })
+            .await?
+            .into_inner()
+            .nodes)
+    }
+
+    /// One node, by id or name.
+    pub async fn get_node(&self, node: &str) -> Result<proto::Node> {
+        Ok(self
+            .nodes
+            .clone()
+            .get_node(proto::GetNodeRequest {
+                node: node.to_owned(),
+            })
+            .await?
+            .into_inner())
     }
 
     // ----- deployments -------------------------------------------------------

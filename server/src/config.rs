@@ -74,6 +74,9 @@ pub struct ServeConfig {
     /// Events kept; a watch from an older revision fails with OUT_OF_RANGE.
     #[arg(long, env = "SLIPWAY_EVENT_RETENTION", default_value_t = 100_000)]
     pub event_retention: u64,
+
+    #[command(flatten)]
+    pub node: crate::node::NodeConfig,
 }
 
 impl ServeConfig {
@@ -94,6 +97,7 @@ impl ServeConfig {
             log_retention_bytes: 64 * 1024 * 1024,
             log_max_line_bytes: 16 * 1024,
             event_retention: 100_000,
+            node: crate::node::NodeConfig::default(),
         }
     }
 

@@ -21,6 +21,19 @@ pub const DATA_DIR_MODE: u32 = 0o700;
 /// The mode of the database and its `-wal` and `-shm` files.
 pub const DATA_FILE_MODE: u32 = 0o600;
 
+/// Writes a new file only the user running Slipway may read (0600); fails if
+/// it exists.
+pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(DATA_FILE_MODE)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
 /// Creates `dir` with mode 0700 (missing parents as `mkdir -p` would). An
 /// existing directory that others may read or enter is tightened to 0700, with a
 /// warning in the log.

@@ -8,6 +8,7 @@ pub mod data_files;
 pub mod domain;
 pub mod events;
 pub mod logs;
+pub mod node;
 pub mod orchestrator;
 pub mod runtime;
 pub mod server;

@@ -5,17 +5,19 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use slipway::v1::{
     FILE_DESCRIPTOR_SET, deployment_service_server::DeploymentServiceServer,
-    workload_service_server::WorkloadServiceServer,
+    node_service_server::NodeServiceServer, workload_service_server::WorkloadServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::{DeploymentApi, WorkloadApi},
+    api::{DeploymentApi, NodeApi, WorkloadApi},
     config::ServeConfig,
     data_files,
+    domain::{NodeId, NodeRegistration},
     logs::LogRetention,
+    node::{self, NodeAgent},
     orchestrator::{Orchestrator, OrchestratorError, PortPool, Settings},
     runtime::{
         Runtime,
@@ -72,12 +74,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let io = |context: String| move |source| ServerError::Io { context, source };
-    if config.database_url.is_none() {
-        data_files::prepare_data_dir(&config.data_dir).map_err(io(format!(
-            "creating the data directory {}",
-            config.data_dir.display()
-        )))?;
-    }
+    // The data directory holds the SQLite database (when there is no
+    // --database-url) and this node's id.
+    data_files::prepare_data_dir(&config.data_dir).map_err(io(format!(
+        "creating the data directory {}",
+        config.data_dir.display()
+    )))?;
+    config.node.check().map_err(|message| ServerError::Io {
+        context: "checking the node settings".to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, message),
+    })?;
+    let node_id = node::node_id(&config.data_dir).map_err(io(format!(
+        "reading this node's id in {}",
+        config.data_dir.display()
+    )))?;
     let root = config.root.canonicalize().map_err(io(format!(
         "opening the root directory {}",
         config.root.display()
@@ -113,6 +123,11 @@ pub async fn serve(
         Arc::new(process_runtime),
         Arc::new(DockerRuntime::with_publish_address(config.publish_address)),
     ];
+    let node_agent = NodeAgent::start(
+        store.clone(),
+        registration(&config, node_id, &listener, &runtimes),
+    )
+    .await?;
     let settings = Settings {
         root: root.clone(),
         shutdown_grace: Duration::from_secs(config.shutdown_grace_seconds),
@@ -140,6 +155,9 @@ pub async fn serve(
         .await;
     health_reporter
         .set_serving::<WorkloadServiceServer<WorkloadApi>>()
+        .await;
+    health_reporter
+        .set_serving::<NodeServiceServer<NodeApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -170,6 +188,10 @@ pub async fn serve(
         .add_service(DeploymentServiceServer::new(DeploymentApi::new(
             orchestrator.clone(),
         )))
+        .add_service(NodeServiceServer::new(NodeApi::new(
+            store.clone(),
+            node_agent.node().registration.id.clone(),
+        )))
         .add_service(WorkloadServiceServer::new(WorkloadApi::new(
             orchestrator.clone(),
             closing.clone(),
@@ -177,9 +199,45 @@ pub async fn serve(
         .serve_with_incoming_shutdown(without_delay(listener), signal)
         .await;
     orchestrator.shutdown().await;
+    node_agent.leave().await;
     store.close().await?;
     tracing::info!("stopped");
     Ok(served?)
+}
+
+/// What this node says about itself when it registers.
+fn registration(
+    config: &ServeConfig,
+    id: NodeId,
+    listener: &TcpListener,
+    runtimes: &[Arc<dyn Runtime>],
+) -> NodeRegistration {
+    let listening = listener.local_addr().unwrap_or(config.listen);
+    let address = config.node.advertise.clone().unwrap_or_else(|| {
+        if listening.ip().is_unspecified() {
+            format!("{}:{}", node::host_name(), listening.port())
+        } else {
+            listening.to_string()
+        }
+    });
+    NodeRegistration {
+        id,
+        name: config
+            .node
+            .node_name
+            .clone()
+            .unwrap_or_else(node::host_name),
+        address,
+        labels: config.node.labels(),
+        runtimes: runtimes
+            .iter()
+            .map(|runtime| runtime.kind().as_str().to_owned())
+            .collect(),
+        capacity: config.node.max_workloads,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        heartbeat_interval: config.node.heartbeat_interval,
+        heartbeat_ttl: config.node.heartbeat_ttl,
+    }
 }
 
 /// The accepted connections, with Nagle's algorithm off: small frames (a

@@ -324,3 +324,31 @@ async fn run_takes_dockers_restart_policies_and_reports_an_image_that_cannot_be_
     assert!(completion.contains("slipway"), "{completion}");
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_lists_this_server_as_the_one_active_node() {
+    let harness = Harness::start().await;
+    let table = harness.cli_ok(&["nodes"]).await;
+    let header = table.lines().next().unwrap_or_default();
+    assert!(header.starts_with("NODE ID"), "{table}");
+    assert!(table.contains("active"), "{table}");
+    assert!(table.contains(&harness.address.to_string()), "{table}");
+
+    let json = harness.cli_ok(&["nodes", "-o", "json"]).await;
+    let nodes: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let nodes = nodes.as_array().expect("an array");
+    assert_eq!(nodes.len(), 1, "{json}");
+    assert_eq!(nodes[0]["state"], "active");
+    assert_eq!(nodes[0]["answering"], true);
+    let id = nodes[0]["id"].as_str().expect("id").to_owned();
+
+    let inspected = harness.cli_ok(&["node", "inspect", &id]).await;
+    let node: serde_json::Value = serde_json::from_str(&inspected).expect("json");
+    assert_eq!(node["id"], id.as_str());
+    assert_eq!(node["runtimes"], serde_json::json!(["process", "docker"]));
+
+    let missing = harness.cli(&["node", "inspect", "nowhere"]).await;
+    assert_ne!(missing.code, 0);
+    assert!(missing.stderr.contains("not found"), "{}", missing.stderr);
+    harness.stop().await;
+}

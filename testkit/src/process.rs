@@ -83,6 +83,11 @@ impl ServerProcess {
             .expect("VmHWM")
     }
 
+    /// The server's process id (to stop and continue it).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// SIGKILL: the server gets no chance to clean up.
     pub fn kill9(mut self) {
         self.child.kill().expect("kill -9");

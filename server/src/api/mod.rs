@@ -3,10 +3,12 @@
 
 mod convert;
 mod deployments;
+mod nodes;
 mod status;
 mod workloads;
 
 pub use deployments::DeploymentApi;
+pub use nodes::NodeApi;
 pub use status::ERROR_DOMAIN;
 pub use workloads::WorkloadApi;
 

@@ -154,6 +154,16 @@ pub enum ClientCommand {
   slipway events -f --workload 3f2a9c -o json")]
     Events(EventsArgs),
 
+    /// List the nodes: every `slipway serve` sharing the server's database.
+    #[command(after_help = "Examples:
+  slipway nodes
+  slipway nodes --all -o json")]
+    Nodes(NodesArgs),
+
+    /// Commands on one node.
+    #[command(subcommand)]
+    Node(NodeCommand),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   slipway completion bash > /etc/bash_completion.d/slipway
@@ -370,4 +380,24 @@ pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {text:?}")),
     }
+}
+
+/// `slipway nodes`.
+#[derive(Args, Debug)]
+pub struct NodesArgs {
+    /// Also nodes that left cleanly.
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+/// `slipway node …`.
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Print everything about a node, as JSON.
+    #[command(after_help = "Examples:
+  slipway node inspect node-a")]
+    Inspect {
+        /// A node id or name.
+        node: String,
+    },
 }

@@ -10,6 +10,7 @@ mod deploy;
 mod error;
 mod list;
 mod logs;
+mod nodes;
 mod output;
 mod resolve;
 mod run;
@@ -102,6 +103,10 @@ async fn dispatch(
         ClientCommand::Logs(logs_args) => logs::logs(client, printer, logs_args).await,
         ClientCommand::Inspect(inspect_args) => list::inspect(client, printer, inspect_args).await,
         ClientCommand::Events(events_args) => list::events(client, printer, events_args).await,
+        ClientCommand::Nodes(nodes_args) => nodes::list(client, printer, nodes_args).await,
+        ClientCommand::Node(args::NodeCommand::Inspect { node }) => {
+            nodes::inspect(client, printer, &node).await
+        }
         ClientCommand::Completion(_) => Ok(EXIT_OK),
     }
 }

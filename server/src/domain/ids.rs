@@ -55,6 +55,11 @@ typed_id!(
     /// Identifies a workload; stable across its restarts.
     WorkloadId
 );
+typed_id!(
+    /// Identifies a node (a `slipway serve`); kept in its data directory, so
+    /// stable across restarts of the same server.
+    NodeId
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ mod level;
 mod lifecycle;
 mod limits;
 mod log;
+mod node;
 mod policy;
 mod secret;
 mod spec;
@@ -15,7 +16,7 @@ mod time;
 mod workload;
 
 pub use event::{Event, EventKind, NewEvent};
-pub use ids::{DeploymentId, IdError, WorkloadId};
+pub use ids::{DeploymentId, IdError, NodeId, WorkloadId};
 pub use level::{named_level, output_level};
 pub use lifecycle::{
     Action, Admission, Condition, Goal, Operation, Verdict, admit, allowed_actions,
@@ -25,6 +26,7 @@ pub use limits::{
     validate_project,
 };
 pub use log::{LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine};
+pub use node::{Node, NodeRegistration, NodeState};
 pub use policy::{HealthCheck, Probe, RestartMode, RestartPolicy, STOP_SIGNALS};
 pub use secret::{REDACTED, Secret};
 pub use spec::{

@@ -120,6 +120,41 @@ pub mod event {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod node {
+    use sea_orm::entity::prelude::*;
+
+    use crate::domain::NodeId;
+
+    /// Timestamps here come from the database's clock, so that nodes with
+    /// skewed clocks judge each other's heartbeats alike.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nodes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: NodeId,
+        pub name: String,
+        pub address: String,
+        /// JSON object.
+        pub labels: String,
+        /// JSON array.
+        pub runtimes: String,
+        pub capacity: i64,
+        pub version: String,
+        pub state: String,
+        pub reason: String,
+        pub incarnation: i64,
+        pub heartbeat_interval_ms: i64,
+        pub heartbeat_ttl_ms: i64,
+        pub registered_at: i64,
+        pub heartbeat_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod deployment_secret {
     use sea_orm::entity::prelude::*;
 

@@ -6,6 +6,7 @@ mod entities;
 mod events;
 mod logs;
 mod migration;
+mod nodes;
 mod secrets;
 mod space;
 mod state;
@@ -51,6 +52,32 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 fn database(context: &'static str) -> impl FnOnce(DbErr) -> StoreError {
     move |source| StoreError::Database { context, source }
+}
+
+/// Brings the schema up to date. On PostgreSQL several nodes may start at once:
+/// the migration runs in one transaction under an advisory lock, so one node
+/// migrates and the others find the schema done.
+async fn migrate(db: &DatabaseConnection) -> StoreResult<()> {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    if db.get_database_backend() != DbBackend::Postgres {
+        return migration::Migrator::up(db, None)
+            .await
+            .map_err(database("migrating the schema"));
+    }
+    let txn = db
+        .begin()
+        .await
+        .map_err(database("starting the schema migration"))?;
+    // Any constant shared by every Slipway node: "slipway" in ASCII.
+    txn.execute_unprepared("SELECT pg_advisory_xact_lock(x'736c6970776179'::bigint)")
+        .await
+        .map_err(database("waiting for another node's schema migration"))?;
+    migration::Migrator::up(&txn, None)
+        .await
+        .map_err(database("migrating the schema"))?;
+    txn.commit()
+        .await
+        .map_err(database("committing the schema migration"))
 }
 
 /// The database behind Slipway. Cheap to clone.
@@ -114,9 +141,7 @@ impl Store {
         if is_sqlite && !in_memory {
             space::enable_incremental_vacuum(&db).await?;
         }
-        migration::Migrator::up(&db, None)
-            .await
-            .map_err(database("migrating the schema"))?;
+        migrate(&db).await?;
         let reads = if in_memory {
             db.clone()
         } else {

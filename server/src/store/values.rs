@@ -11,7 +11,7 @@ use sea_orm::{
     sea_query::{ArrayType, ColumnType, Nullable, StringLen, ValueType, ValueTypeErr},
 };
 
-use crate::domain::{DeploymentId, IdError, Secret, WorkloadId};
+use crate::domain::{DeploymentId, IdError, NodeId, Secret, WorkloadId};
 
 /// Text columns holding a domain type: `$text` gives the stored text, `$parse`
 /// reads it back.
@@ -85,6 +85,7 @@ macro_rules! text_column {
 }
 
 text_column!(DeploymentId, DeploymentId::as_str, DeploymentId::parse);
+text_column!(NodeId, NodeId::as_str, NodeId::parse);
 text_column!(WorkloadId, WorkloadId::as_str, WorkloadId::parse);
 text_column!(Secret, Secret::expose, parse_secret);
 

@@ -1,0 +1,93 @@
+//! `slipway.v1.NodeService`.
+
+use slipway::v1::{
+    GetNodeRequest, ListNodesRequest, ListNodesResponse, Node as WireNode, NodeState as WireState,
+    node_service_server::NodeService,
+};
+use tonic::{Request, Response, Status};
+
+use super::convert::timestamp;
+use crate::{
+    domain::{Node, NodeId, NodeState},
+    store::Store,
+};
+
+pub struct NodeApi {
+    store: Store,
+    this_node: NodeId,
+}
+
+impl NodeApi {
+    pub fn new(store: Store, this_node: NodeId) -> Self {
+        Self { store, this_node }
+    }
+
+    fn wire(&self, node: Node) -> WireNode {
+        let answering = node.registration.id == self.this_node;
+        let registration = node.registration;
+        WireNode {
+            id: registration.id.to_string(),
+            name: registration.name,
+            address: registration.address,
+            labels: registration.labels.into_iter().collect(),
+            runtimes: registration.runtimes,
+            capacity: registration.capacity,
+            version: registration.version,
+            state: match node.state {
+                NodeState::Active => WireState::Active,
+                NodeState::Down => WireState::Down,
+                NodeState::Left => WireState::Left,
+            } as i32,
+            registered_at: Some(timestamp(node.registered_at)),
+            last_heartbeat: Some(timestamp(node.heartbeat_at)),
+            heartbeat_interval_ms: millis(registration.heartbeat_interval),
+            heartbeat_ttl_ms: millis(registration.heartbeat_ttl),
+            active_workloads: node.active_workloads,
+            incarnation: node.incarnation,
+            answering,
+            reason: node.reason,
+        }
+    }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn store_error(error: crate::store::StoreError) -> Status {
+    tracing::error!(%error, "reading nodes");
+    Status::internal("internal error while reading nodes")
+}
+
+#[tonic::async_trait]
+impl NodeService for NodeApi {
+    async fn list_nodes(
+        &self,
+        request: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
+        let nodes = self
+            .store
+            .nodes(request.into_inner().include_left)
+            .await
+            .map_err(store_error)?;
+        Ok(Response::new(ListNodesResponse {
+            nodes: nodes.into_iter().map(|node| self.wire(node)).collect(),
+        }))
+    }
+
+    async fn get_node(
+        &self,
+        request: Request<GetNodeRequest>,
+    ) -> Result<Response<WireNode>, Status> {
+        let wanted = request.into_inner().node;
+        if wanted.trim().is_empty() {
+            return Err(super::status::invalid_argument(&[
+                crate::domain::FieldViolation::new("node", "is required: a node id or name"),
+            ]));
+        }
+        match self.store.node(&wanted).await.map_err(store_error)? {
+            Some(node) => Ok(Response::new(self.wire(node))),
+            None => Err(Status::not_found(format!("node {wanted} not found"))),
+        }
+    }
+}

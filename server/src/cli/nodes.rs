@@ -1,0 +1,142 @@
+//! `slipway nodes` and `slipway node inspect`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use slipway_sdk::{
+    Client,
+    proto::{Node, NodeState},
+};
+
+use super::{
+    args::NodesArgs,
+    error::{CliError, EXIT_OK},
+    output::{Printer, age, print_table, rfc3339},
+};
+
+/// A node, as `-o json` and `node inspect` print it.
+#[derive(Debug, Serialize)]
+pub struct NodeView {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub state: &'static str,
+    pub reason: String,
+    pub labels: BTreeMap<String, String>,
+    pub runtimes: Vec<String>,
+    /// 0: no limit.
+    pub capacity: u32,
+    pub active_workloads: u32,
+    pub version: String,
+    pub incarnation: u64,
+    pub registered_at: Option<String>,
+    pub last_heartbeat: Option<String>,
+    pub heartbeat_interval_ms: u64,
+    pub heartbeat_ttl_ms: u64,
+    /// The node that answered this request.
+    pub answering: bool,
+}
+
+fn state_label(node: &Node) -> &'static str {
+    match NodeState::try_from(node.state) {
+        Ok(NodeState::Active) => "active",
+        Ok(NodeState::Down) => "down",
+        Ok(NodeState::Left) => "left",
+        _ => "unspecified",
+    }
+}
+
+impl NodeView {
+    fn new(node: &Node) -> NodeView {
+        NodeView {
+            id: node.id.clone(),
+            name: node.name.clone(),
+            address: node.address.clone(),
+            state: state_label(node),
+            reason: node.reason.clone(),
+            labels: node
+                .labels
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+            runtimes: node.runtimes.clone(),
+            capacity: node.capacity,
+            active_workloads: node.active_workloads,
+            version: node.version.clone(),
+            incarnation: node.incarnation,
+            registered_at: rfc3339(node.registered_at.as_ref()),
+            last_heartbeat: rfc3339(node.last_heartbeat.as_ref()),
+            heartbeat_interval_ms: node.heartbeat_interval_ms,
+            heartbeat_ttl_ms: node.heartbeat_ttl_ms,
+            answering: node.answering,
+        }
+    }
+}
+
+/// `slipway nodes`.
+pub async fn list(client: &Client, printer: Printer, args: NodesArgs) -> Result<u8, CliError> {
+    let nodes = client
+        .list_nodes(args.all)
+        .await
+        .map_err(|error| CliError::server("cannot list nodes", error))?;
+    if printer.json() {
+        let views: Vec<NodeView> = nodes.iter().map(NodeView::new).collect();
+        return printer.print_json(&views).map(|()| EXIT_OK);
+    }
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|node| {
+            let name = if node.answering {
+                format!("{} *", node.name)
+            } else {
+                node.name.clone()
+            };
+            let capacity = match node.capacity {
+                0 => format!("{}", node.active_workloads),
+                limit => format!("{}/{limit}", node.active_workloads),
+            };
+            let labels: Vec<String> = node
+                .labels
+                .iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect();
+            vec![
+                node.id.chars().take(12).collect(),
+                name,
+                node.address.clone(),
+                state_label(node).to_owned(),
+                capacity,
+                age(node.last_heartbeat.as_ref()),
+                node.version.clone(),
+                if labels.is_empty() {
+                    "-".to_owned()
+                } else {
+                    labels.join(",")
+                },
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "NODE ID",
+            "NAME",
+            "ADDRESS",
+            "STATE",
+            "WORKLOADS",
+            "HEARTBEAT",
+            "VERSION",
+            "LABELS",
+        ],
+        &rows,
+    );
+    Ok(EXIT_OK)
+}
+
+/// `slipway node inspect NODE`.
+pub async fn inspect(client: &Client, printer: Printer, node: &str) -> Result<u8, CliError> {
+    let node = client
+        .get_node(node)
+        .await
+        .map_err(|error| CliError::server("cannot read the node", error))?;
+    printer.print_json(&NodeView::new(&node)).map(|()| EXIT_OK)
+}

@@ -1,0 +1,68 @@
+//! Nodes: every `slipway serve` is one. They register in the shared database,
+//! heartbeat, and judge each other by the heartbeat TTL each declares.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use super::{NodeId, Timestamp};
+
+/// Where a node is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    /// Heartbeating and taking work.
+    Active,
+    /// Missed its heartbeat TTL and was declared lost.
+    Down,
+    /// Shut down cleanly and deregistered.
+    Left,
+}
+
+impl NodeState {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Active => "active",
+            NodeState::Down => "down",
+            NodeState::Left => "left",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<NodeState> {
+        match text {
+            "active" => Some(NodeState::Active),
+            "down" => Some(NodeState::Down),
+            "left" => Some(NodeState::Left),
+            _ => None,
+        }
+    }
+}
+
+/// What a node says about itself when it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRegistration {
+    pub id: NodeId,
+    pub name: String,
+    pub address: String,
+    pub labels: BTreeMap<String, String>,
+    pub runtimes: Vec<String>,
+    /// The most workloads it runs at once; 0 for no limit.
+    pub capacity: u32,
+    pub version: String,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_ttl: Duration,
+}
+
+/// A node as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub registration: NodeRegistration,
+    pub state: NodeState,
+    /// Counts the registrations of this id: each start is a new incarnation.
+    pub incarnation: u64,
+    pub registered_at: Timestamp,
+    pub heartbeat_at: Timestamp,
+    /// Why it is down, when it is.
+    pub reason: String,
+    /// Its workloads that are not stopped or failed.
+    pub active_workloads: u32,
+}
