@@ -1,6 +1,7 @@
 //! The schema, as one migration set that runs on SQLite and PostgreSQL.
 
 mod integrity;
+mod warnings;
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateTables),
             Box::new(AddRestartState),
             Box::new(integrity::AddIntegrity),
+            Box::new(warnings::AddWorkloadWarnings),
         ]
     }
 }

@@ -8,6 +8,8 @@
 
 mod cgroup;
 mod containment;
+mod identity;
+mod launch;
 mod pipes;
 
 use std::{
@@ -28,13 +30,17 @@ use tokio::{process::Command, sync::watch, time::Instant};
 pub use self::cgroup::Cgroups;
 pub use self::containment::{Containment, tagged_processes};
 use self::containment::{kill_leftovers, stop_tagged};
+pub use self::identity::{DEFAULT_ENV_ALLOW, DEFAULT_PATH, Identity};
+use self::launch::Launch;
 use self::pipes::{IDLE_PIPE_LIMIT, PipeReader, drain, spawn_reader};
 use super::{
     ExitStatus, Instance, LogResume, Reclaimed, RunContext, Runtime, RuntimeError, RuntimeHandle,
     output::forward_lines,
 };
 use crate::{
-    domain::{LogLevel, LogStream, RuntimeKind, WorkloadId},
+    domain::{
+        DeploymentSpec, FieldViolation, LogLevel, LogStream, RuntimeKind, UserSpec, WorkloadId,
+    },
     logs::LogSink,
 };
 
@@ -48,6 +54,29 @@ pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct ProcessRuntime {
     containment: Containment,
+    /// What workloads inherit from the server's environment (taken once).
+    inherited_env: BTreeMap<String, String>,
+    /// Who a workload whose spec names no user runs as; `None`: the server's user.
+    default_user: Option<UserSpec>,
+    setpriv: Option<PathBuf>,
+}
+
+/// What the server's flags say about process workloads.
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    /// The variables of the server's environment passed on to workloads.
+    pub env_allow: Vec<String>,
+    /// Who a workload whose spec names no user runs as; `None`: the server's user.
+    pub default_user: Option<UserSpec>,
+}
+
+impl Default for ProcessSettings {
+    fn default() -> Self {
+        Self {
+            env_allow: DEFAULT_ENV_ALLOW.split(',').map(str::to_owned).collect(),
+            default_user: None,
+        }
+    }
 }
 
 impl Default for ProcessRuntime {
@@ -64,9 +93,33 @@ impl ProcessRuntime {
         Self::with_containment(containment)
     }
 
-    /// A runtime that contains workloads as `containment` says.
+    /// A runtime that contains workloads as `containment` says, with the
+    /// default settings.
     pub fn with_containment(containment: Containment) -> Self {
-        Self { containment }
+        let settings = ProcessSettings::default();
+        Self {
+            containment,
+            inherited_env: identity::inherited_env(&settings.env_allow, std::env::vars()),
+            default_user: None,
+            setpriv: identity::find_setpriv(),
+        }
+    }
+
+    /// The same runtime with `settings`; the server's environment is read now.
+    /// Fails when the default user cannot be used (unknown, or this server
+    /// may not become it).
+    pub fn with_settings(mut self, settings: ProcessSettings) -> Result<Self, String> {
+        self.inherited_env = identity::inherited_env(&settings.env_allow, std::env::vars());
+        if let Some(user) = &settings.default_user {
+            let identity = identity::resolve(user)?;
+            if identity.is_other_than_server() && self.setpriv.is_none() {
+                return Err(format!(
+                    "running workloads as {user} needs setpriv (util-linux), which is not installed"
+                ));
+            }
+        }
+        self.default_user = settings.default_user;
+        Ok(self)
     }
 
     fn cgroups(&self) -> Option<&Cgroups> {
@@ -74,6 +127,75 @@ impl ProcessRuntime {
             Containment::Cgroup(cgroups) => Some(cgroups),
             Containment::TagSweep { .. } => None,
         }
+    }
+
+    /// The user a workload of `spec` runs as, and the field that named it.
+    fn user_of(&self, spec: &DeploymentSpec) -> Result<Option<(UserSpec, &'static str)>, String> {
+        match &spec.user {
+            Some(user) => UserSpec::parse(user).map(|user| Some((user, "spec.user"))),
+            None => Ok(self
+                .default_user
+                .clone()
+                .map(|user| (user, "--process-user"))),
+        }
+    }
+
+    /// Resolves who runs the workload's programs; `None` for the server's user.
+    fn identity(&self, spec: &DeploymentSpec) -> Result<Option<(Identity, PathBuf)>, RuntimeError> {
+        let Some((user, field)) = self.user_of(spec).map_err(RuntimeError::Invalid)? else {
+            return Ok(None);
+        };
+        let identity = identity::resolve(&user)
+            .map_err(|reason| RuntimeError::Invalid(format!("{field}: {reason}")))?;
+        if !identity.is_other_than_server() {
+            return Ok(None);
+        }
+        let setpriv = self.setpriv.clone().ok_or_else(|| {
+            RuntimeError::Invalid(format!(
+                "{field}: running as {user} needs setpriv (util-linux), which is not installed"
+            ))
+        })?;
+        Ok(Some((identity, setpriv)))
+    }
+
+    /// The limits of `spec` that cannot be applied, the runtime having no cgroups.
+    fn limits_without_cgroups(&self, spec: &DeploymentSpec) -> Vec<String> {
+        let Containment::TagSweep { reason } = &self.containment else {
+            return Vec::new();
+        };
+        let mut limits = Vec::new();
+        if let Some(bytes) = spec.resources.memory_bytes {
+            limits.push(format!("memory limit ({bytes} bytes)"));
+        }
+        if let Some(millicpus) = spec.resources.millicpus {
+            limits.push(format!("cpu limit ({millicpus} millicpus)"));
+        }
+        limits
+            .into_iter()
+            .map(|what| {
+                format!(
+                    "{what} not applied: process workloads do not run in cgroups here ({reason})"
+                )
+            })
+            .collect()
+    }
+
+    /// How the programs of the workload are launched: their environment (only
+    /// what the spec gives, what Slipway sets and the allowed variables of the
+    /// server's), their user, their rlimits.
+    fn launch(&self, context: &RunContext) -> Result<Launch, RuntimeError> {
+        let switch = self.identity(&context.spec)?;
+        let mut env = self.inherited_env.clone();
+        if let Some((identity, _)) = &switch {
+            // The server's HOME and USER are not the workload's.
+            env.extend(identity.login_env());
+        }
+        env.extend(context.env());
+        Ok(Launch {
+            env,
+            switch,
+            max_open_files: context.spec.max_open_files,
+        })
     }
 }
 
@@ -149,67 +271,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn command_for(
-    argv: &[String],
-    context: &RunContext,
-    env: &BTreeMap<String, String>,
-) -> Result<Command, RuntimeError> {
-    command_in(argv, context, env, None)
-}
-
-/// As [`command_for`]; with `cgroups`, the process enters the workload's cgroup
-/// before it runs the program (so none of its children can start outside it).
-fn command_in(
-    argv: &[String],
-    context: &RunContext,
-    env: &BTreeMap<String, String>,
-    cgroups: Option<&Cgroups>,
-) -> Result<Command, RuntimeError> {
-    let (program, arguments) = argv
-        .split_first()
-        .ok_or_else(|| RuntimeError::Invalid("the command is empty".to_owned()))?;
-    let resolved = resolve_program(
-        program,
-        &context.service_dir,
-        env.get("PATH").map(String::as_str),
-    )
-    .ok_or_else(|| {
-        RuntimeError::Invalid(format!("program {program:?} not found or not executable"))
-    })?;
-    let mut command = match cgroups {
-        Some(cgroups) => {
-            cgroups
-                .create(&context.workload_id)
-                .map_err(|source| RuntimeError::Io {
-                    context: "creating the workload's cgroup".to_owned(),
-                    source,
-                })?;
-            let mut full = vec![resolved.to_string_lossy().into_owned()];
-            full.extend(arguments.iter().cloned());
-            let mut command = Command::new(cgroup::SHELL);
-            command.args(cgroups.wrap(&context.workload_id, &full));
-            command
-        }
-        None => {
-            let mut command = Command::new(resolved);
-            command.args(arguments);
-            command
-        }
-    };
-    command
-        .current_dir(&context.service_dir)
-        .envs(env)
-        // Marks every process of the workload, build steps included, so that one
-        // left behind by an earlier Slipway can be found and stopped.
-        .env(WORKLOAD_ENV, context.workload_id.as_str())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    Ok(command)
-}
-
 /// Spawns `command`, forwarding its output to `logs`; returns the child's pid and
 /// the tasks reading its output.
 fn spawn_logged(
@@ -264,6 +325,25 @@ impl Runtime for ProcessRuntime {
         RuntimeKind::Process
     }
 
+    fn check_spec(&self, spec: &DeploymentSpec) -> Vec<FieldViolation> {
+        // Only the spec's own user (the server's default was checked at
+        // start-up), once it is well-formed (`validate_spec` says when not).
+        let Some(Ok(user)) = spec.user.as_deref().map(UserSpec::parse) else {
+            return Vec::new();
+        };
+        let problem = match identity::resolve(&user) {
+            Ok(identity) if identity.is_other_than_server() && self.setpriv.is_none() => Some(
+                format!("running as {user} needs setpriv (util-linux), which is not installed"),
+            ),
+            Ok(_) => None,
+            Err(reason) => Some(reason),
+        };
+        problem
+            .map(|reason| FieldViolation::new("spec.user", reason))
+            .into_iter()
+            .collect()
+    }
+
     async fn validate(&self, context: &RunContext, logs: &LogSink) -> Result<(), RuntimeError> {
         if !context.service_dir.is_dir() {
             return Err(RuntimeError::Invalid(format!(
@@ -271,8 +351,18 @@ impl Runtime for ProcessRuntime {
                 context.service_dir.display()
             )));
         }
-        let env = context.env();
-        let path_var = env.get("PATH").map(String::as_str);
+        let launch = self.launch(context)?;
+        if let Some((identity, _)) = &launch.switch {
+            logs.system(
+                LogLevel::Info,
+                format!(
+                    "runs as {} (uid {}, gid {})",
+                    identity.shown, identity.uid, identity.gid
+                ),
+            )
+            .await;
+        }
+        let path_var = launch.env.get("PATH").map(String::as_str);
         // A program given by a path may be made by an earlier build step: it is
         // checked once that step has run. A program looked up on PATH must be there now.
         let steps = context
@@ -305,7 +395,7 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn build(&self, context: &RunContext, logs: &LogSink) -> Result<(), RuntimeError> {
-        let env = context.env();
+        let launch = self.launch(context)?;
         let total = context.spec.build.len();
         for (index, step) in context.spec.build.iter().enumerate() {
             let shown = step.command.join(" ");
@@ -314,7 +404,7 @@ impl Runtime for ProcessRuntime {
                 format!("build step {}/{total}: {shown}", index + 1),
             )
             .await;
-            let command = command_for(&step.command, context, &env)?;
+            let command = launch.command(&step.command, context, None)?;
             let (mut child, pid, readers) = spawn_logged(command, logs, "a build step")?;
             let mut guard = KillOnDrop {
                 pgid: Some(Pid::from_raw(pid as i32)),
@@ -341,13 +431,26 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn start(&self, context: &RunContext, logs: &LogSink) -> Result<Instance, RuntimeError> {
+        let launch = self.launch(context)?;
         let cgroups = self.cgroups().cloned();
-        let command = command_in(
-            &context.spec.command,
-            context,
-            &context.env(),
-            cgroups.as_ref(),
-        )?;
+        let (command, warnings) = match &cgroups {
+            Some(cgroups) => {
+                cgroups
+                    .create(&context.workload_id)
+                    .map_err(|source| RuntimeError::Io {
+                        context: "creating the workload's cgroup".to_owned(),
+                        source,
+                    })?;
+                let warnings = cgroups.apply_limits(&context.workload_id, &context.spec.resources);
+                let procs = cgroups.procs(&context.workload_id);
+                let command = launch.command(&context.spec.command, context, Some(&procs))?;
+                (command, warnings)
+            }
+            None => {
+                let command = launch.command(&context.spec.command, context, None)?;
+                (command, self.limits_without_cgroups(&context.spec))
+            }
+        };
         let (mut child, pid, readers) = spawn_logged(command, logs, "the workload")?;
         let logs = logs.clone();
         let handle = RuntimeHandle {
@@ -377,7 +480,9 @@ impl Runtime for ProcessRuntime {
         let probe_address = context
             .port
             .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-        Ok(Instance::new(handle, exit).with_probe_address(probe_address))
+        Ok(Instance::new(handle, exit)
+            .with_probe_address(probe_address)
+            .with_warnings(warnings))
     }
 
     async fn stop(
@@ -413,7 +518,7 @@ impl Runtime for ProcessRuntime {
         command: &[String],
         timeout: Duration,
     ) -> Result<bool, RuntimeError> {
-        let mut command = command_for(command, context, &context.env())?;
+        let mut command = self.launch(context)?.command(command, context, None)?;
         command.stdout(Stdio::null()).stderr(Stdio::null());
         let mut child = command.spawn().map_err(|source| RuntimeError::Io {
             context: "starting a health check".to_owned(),
