@@ -2,7 +2,8 @@
 //! what must happen before it runs — entering the workload's cgroup, setting
 //! rlimits, becoming the workload's user — done by `/bin/sh` in that order (the
 //! first two need the server's privileges), which then `exec`s the program, so
-//! the pid, process group and start time stay the same.
+//! the pid, process group and start time stay the same. Also who runs them
+//! and with which environment, as the server's settings and the spec say.
 
 use std::{
     collections::BTreeMap,
@@ -12,8 +13,15 @@ use std::{
 
 use tokio::process::Command;
 
-use super::{WORKLOAD_ENV, identity::Identity, resolve_program};
-use crate::runtime::{RunContext, RuntimeError};
+use super::{
+    Containment, DEFAULT_ENV_ALLOW, ProcessRuntime, WORKLOAD_ENV,
+    identity::{self, Identity},
+    resolve_program,
+};
+use crate::{
+    domain::{DeploymentSpec, FieldViolation, UserSpec},
+    runtime::{RunContext, RuntimeError},
+};
 
 /// The shell that prepares the process, then becomes the program.
 pub(super) const SHELL: &str = "/bin/sh";
@@ -90,6 +98,118 @@ impl Launch {
             .process_group(0)
             .kill_on_drop(false);
         Ok(command)
+    }
+}
+
+/// What the server's flags say about process workloads.
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    /// The variables of the server's environment passed on to workloads.
+    pub env_allow: Vec<String>,
+    /// Who a workload whose spec names no user runs as; `None`: the server's user.
+    pub default_user: Option<UserSpec>,
+}
+
+impl Default for ProcessSettings {
+    fn default() -> Self {
+        Self {
+            env_allow: DEFAULT_ENV_ALLOW.split(',').map(str::to_owned).collect(),
+            default_user: None,
+        }
+    }
+}
+
+impl ProcessRuntime {
+    /// The user a workload of `spec` runs as, and the field that named it.
+    fn user_of(&self, spec: &DeploymentSpec) -> Result<Option<(UserSpec, &'static str)>, String> {
+        match &spec.user {
+            Some(user) => UserSpec::parse(user).map(|user| Some((user, "spec.user"))),
+            None => Ok(self
+                .default_user
+                .clone()
+                .map(|user| (user, "--process-user"))),
+        }
+    }
+
+    /// Resolves who runs the workload's programs; `None` for the server's user.
+    pub(super) fn identity(
+        &self,
+        spec: &DeploymentSpec,
+    ) -> Result<Option<(Identity, PathBuf)>, RuntimeError> {
+        let Some((user, field)) = self.user_of(spec).map_err(RuntimeError::Invalid)? else {
+            return Ok(None);
+        };
+        let identity = identity::resolve(&user)
+            .map_err(|reason| RuntimeError::Invalid(format!("{field}: {reason}")))?;
+        if !identity.is_other_than_server() {
+            return Ok(None);
+        }
+        let setpriv = self.setpriv.clone().ok_or_else(|| {
+            RuntimeError::Invalid(format!(
+                "{field}: running as {user} needs setpriv (util-linux), which is not installed"
+            ))
+        })?;
+        Ok(Some((identity, setpriv)))
+    }
+
+    /// What is wrong with the user `spec` names, for the deployment's creation.
+    pub(super) fn spec_user_violations(&self, spec: &DeploymentSpec) -> Vec<FieldViolation> {
+        // Only the spec's own user (the server's default was checked at
+        // start-up), once it is well-formed (`validate_spec` says when not).
+        let Some(Ok(user)) = spec.user.as_deref().map(UserSpec::parse) else {
+            return Vec::new();
+        };
+        let problem = match identity::resolve(&user) {
+            Ok(identity) if identity.is_other_than_server() && self.setpriv.is_none() => Some(
+                format!("running as {user} needs setpriv (util-linux), which is not installed"),
+            ),
+            Ok(_) => None,
+            Err(reason) => Some(reason),
+        };
+        problem
+            .map(|reason| FieldViolation::new("spec.user", reason))
+            .into_iter()
+            .collect()
+    }
+
+    /// The limits of `spec` that cannot be applied, the runtime having no cgroups.
+    pub(super) fn limits_without_cgroups(&self, spec: &DeploymentSpec) -> Vec<String> {
+        let Containment::TagSweep { reason } = &self.containment else {
+            return Vec::new();
+        };
+        let mut limits = Vec::new();
+        if let Some(bytes) = spec.resources.memory_bytes {
+            limits.push(format!("memory limit ({bytes} bytes)"));
+        }
+        if let Some(millicpus) = spec.resources.millicpus {
+            limits.push(format!("cpu limit ({millicpus} millicpus)"));
+        }
+        limits
+            .into_iter()
+            .map(|what| {
+                format!(
+                    "{what} not applied: process workloads do not run in cgroups here ({reason})"
+                )
+            })
+            .collect()
+    }
+
+    /// How the programs of the workload are launched: their environment (only
+    /// what the spec gives, what Slipway sets and the allowed variables of the
+    /// server's), their user, their rlimits.
+    pub(super) fn launch(&self, context: &RunContext) -> Result<Launch, RuntimeError> {
+        let switch = self.identity(&context.spec)?;
+        let mut env = self.inherited_env.clone();
+        if let Some((identity, _)) = &switch {
+            // The server's HOME and USER are not the workload's.
+            env.extend(identity.login_env());
+        }
+        env.extend(context.env());
+        Ok(Launch {
+            env,
+            switch,
+            max_open_files: context.spec.max_open_files,
+        })
     }
 }
 
