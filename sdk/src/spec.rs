@@ -157,7 +157,9 @@ impl DeploymentBuilder {
         self
     }
 
-    /// Docker resource limits: memory in bytes, CPU in thousandths (0: none).
+    /// Resource limits: memory in bytes, CPU in thousandths (0: none). A
+    /// container's limits; a process workload's cgroup limits where the server
+    /// can apply them (else `Workload::warnings` says so).
     pub fn resources(mut self, memory_bytes: u64, millicpus: u32) -> Self {
         self.spec().resources = Some(Resources {
             memory_bytes,
@@ -182,6 +184,19 @@ impl DeploymentBuilder {
     /// and in logs).
     pub fn secret_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.spec().secret_env.insert(name.into(), value.into());
+        self
+    }
+
+    /// The user the workload runs as, in Docker's syntax: `name`, `uid`,
+    /// `name:group` or `uid:gid`.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.spec().user = user.into();
+        self
+    }
+
+    /// The most files a process of the workload may have open (RLIMIT_NOFILE).
+    pub fn max_open_files(mut self, files: u64) -> Self {
+        self.spec().max_open_files = Some(files);
         self
     }
 

@@ -8,6 +8,8 @@ use std::{
     str::FromStr,
 };
 
+use crate::domain::UserSpec;
+
 /// Settings of `slipway serve`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeConfig {
@@ -57,6 +59,26 @@ pub struct ServeConfig {
     #[arg(long, env = "SLIPWAY_PROCESS_CGROUPS", default_value = "auto", value_parser = ["auto", "off"])]
     pub process_cgroups: String,
 
+    /// The variables of the server's environment that process workloads
+    /// inherit, comma-separated (empty: none); everything else of it (a
+    /// database password, tokens) stays with the server. A workload always gets
+    /// its spec's env and secrets, PORT, SLIPWAY_WORKLOAD_ID, and a standard
+    /// PATH when the server has none. Containers inherit nothing of it.
+    #[arg(
+        long,
+        env = "SLIPWAY_PROCESS_ENV_ALLOW",
+        value_name = "NAMES",
+        default_value = crate::runtime::process::DEFAULT_ENV_ALLOW,
+        value_delimiter = ','
+    )]
+    pub process_env_allow: Vec<String>,
+
+    /// Who process workloads run as when their spec names no `user`: USER[:GROUP]
+    /// (names or numeric ids, as Docker's --user). Unset or empty: the server's
+    /// own user. Another user than the server's needs a server running as root.
+    #[arg(long, env = "SLIPWAY_PROCESS_USER", value_name = "USER[:GROUP]", value_parser = UserSpec::parse)]
+    pub process_user: Option<UserSpec>,
+
     /// Log lines kept per workload; the oldest are dropped first.
     #[arg(long, env = "SLIPWAY_LOG_RETENTION_LINES", default_value_t = 100_000)]
     pub log_retention_lines: u64,
@@ -93,6 +115,11 @@ impl ServeConfig {
             shutdown_grace_seconds: 10,
             on_shutdown: "stop".to_owned(),
             process_cgroups: "auto".to_owned(),
+            process_env_allow: crate::runtime::process::DEFAULT_ENV_ALLOW
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
+            process_user: None,
             log_retention_lines: 100_000,
             log_retention_bytes: 64 * 1024 * 1024,
             log_max_line_bytes: 16 * 1024,

@@ -22,7 +22,7 @@ use crate::{
     runtime::{
         Runtime,
         docker::DockerRuntime,
-        process::{Containment, ProcessRuntime},
+        process::{Containment, ProcessRuntime, ProcessSettings},
     },
     store::{Store, StoreError},
 };
@@ -40,6 +40,9 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Orchestrator(#[from] OrchestratorError),
+    /// A setting cannot be used on this server.
+    #[error("{0}")]
+    Config(String),
     #[error("building the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving gRPC: {0}")]
@@ -103,6 +106,15 @@ pub async fn serve(
     restrict()?;
     // Finding out whether cgroups can be used runs a shell once: off the runtime.
     let use_cgroups = config.process_cgroups != "off";
+    let process_settings = ProcessSettings {
+        env_allow: config
+            .process_env_allow
+            .iter()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .collect(),
+        default_user: config.process_user.clone(),
+    };
     let process_runtime = tokio::task::spawn_blocking(move || {
         let containment = if use_cgroups {
             Containment::detect()
@@ -112,13 +124,14 @@ pub async fn serve(
             }
         };
         containment.log();
-        ProcessRuntime::with_containment(containment)
+        ProcessRuntime::with_containment(containment).with_settings(process_settings)
     })
     .await
     .map_err(|error| ServerError::Io {
         context: "setting up the process runtime".to_owned(),
         source: std::io::Error::other(error),
-    })?;
+    })?
+    .map_err(|reason| ServerError::Config(format!("--process-user: {reason}")))?;
     let runtimes: Vec<Arc<dyn Runtime>> = vec![
         Arc::new(process_runtime),
         Arc::new(DockerRuntime::with_publish_address(config.publish_address)),

@@ -35,7 +35,21 @@ impl ServerProcess {
         port_range: &str,
         extra: &[&str],
     ) -> ServerProcess {
+        Self::start_with_env(binary, data_dir, root, port_range, extra, &[]).await
+    }
+
+    /// As [`ServerProcess::start_with_args`], with `env` added to the server's
+    /// environment (which is otherwise the test's).
+    pub async fn start_with_env(
+        binary: &str,
+        data_dir: &Path,
+        root: &Path,
+        port_range: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let mut child = Command::new(binary)
+            .envs(env.iter().copied())
             .args(["--listen", "127.0.0.1:0", "--port-range", port_range])
             .args(extra)
             .arg("--data-dir")

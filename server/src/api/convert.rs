@@ -192,6 +192,8 @@ impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
                 .map(|(name, value)| (name, Secret::from(value)))
                 .collect(),
             stop_signal: Some(spec.stop_signal).filter(|signal| !signal.is_empty()),
+            user: Some(spec.user).filter(|user| !user.is_empty()),
+            max_open_files: spec.max_open_files.filter(|files| *files > 0),
         })
     }
 }
@@ -356,6 +358,8 @@ impl From<DeploymentSpec> for proto::DeploymentSpec {
                 .map(|name| (name, MASK.to_owned()))
                 .collect(),
             stop_signal: spec.stop_signal.unwrap_or_default(),
+            user: spec.user.unwrap_or_default(),
+            max_open_files: spec.max_open_files,
         }
     }
 }
@@ -403,6 +407,7 @@ impl From<domain::Workload> for proto::Workload {
             revision: workload.revision,
             restart_count: workload.restart_count,
             next_restart_at: workload.next_restart_at.map(timestamp),
+            warnings: workload.warnings,
         }
     }
 }

@@ -208,6 +208,23 @@ pub struct RunArgs {
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub labels: Vec<(String, String)>,
 
+    /// Run as this user, as Docker's --user: name, uid, name:group or uid:gid.
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Memory limit, as Docker's --memory: bytes, or with a unit b, k, m, g (256m).
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u64>,
+
+    /// CPU limit in CPUs, as Docker's --cpus (0.5: half a CPU).
+    #[arg(long, value_name = "CPUS", value_parser = parse_cpus)]
+    pub cpus: Option<u32>,
+
+    /// The most files a process may have open (RLIMIT_NOFILE), as Docker's
+    /// --ulimit nofile=N.
+    #[arg(long, value_name = "N")]
+    pub max_open_files: Option<u64>,
+
     /// Return once the workload is RUNNING and print its id.
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -339,6 +356,40 @@ pub struct LogsArgs {
     pub control_chars: ControlCharArgs,
 }
 
+/// A size in bytes, as Docker's `--memory`: a number with an optional unit
+/// `b`, `k`, `m` or `g` (powers of 1024).
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (number, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
+        Some(index) => lower.split_at(index),
+        None => (lower.as_str(), ""),
+    };
+    let multiplier: u64 = match unit {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{text:?}: expected a size such as 256m or 1g")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(multiplier))
+        .ok_or_else(|| format!("{text:?}: expected a size such as 256m or 1g"))
+}
+
+/// CPUs as Docker's `--cpus` (`0.5`, `2`), in thousandths.
+pub fn parse_cpus(text: &str) -> Result<u32, String> {
+    let cpus: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number of CPUs such as 0.5"))?;
+    if !(0.001..=1024.0).contains(&cpus) {
+        return Err(format!("{text:?}: expected between 0.001 and 1024 CPUs"));
+    }
+    Ok((cpus * 1000.0).round() as u32)
+}
+
 /// `slipway inspect`.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
@@ -400,4 +451,24 @@ pub enum NodeCommand {
         /// A node id or name.
         node: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_cpus_read_as_dockers() {
+        assert_eq!(parse_memory("256m"), Ok(256 * 1024 * 1024));
+        assert_eq!(parse_memory("1G"), Ok(1024 * 1024 * 1024));
+        assert_eq!(parse_memory("4096"), Ok(4096));
+        for bad in ["", "m", "12x", "-1m", "99999999999999999999g"] {
+            assert!(parse_memory(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_cpus("0.5"), Ok(500));
+        assert_eq!(parse_cpus("2"), Ok(2000));
+        for bad in ["0", "-1", "nan", "inf", "x"] {
+            assert!(parse_cpus(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -253,6 +253,15 @@ pub fn deployment_request(args: &RunArgs) -> slipway_sdk::proto::CreateDeploymen
     if let Ok(Some(policy)) = restart_policy(&args.restart) {
         builder = builder.restart_policy(policy);
     }
+    if let Some(user) = &args.user {
+        builder = builder.user(user);
+    }
+    if args.memory.is_some() || args.cpus.is_some() {
+        builder = builder.resources(args.memory.unwrap_or(0), args.cpus.unwrap_or(0));
+    }
+    if let Some(files) = args.max_open_files {
+        builder = builder.max_open_files(files);
+    }
     builder.build()
 }
 

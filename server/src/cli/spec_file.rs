@@ -43,8 +43,12 @@ pub struct SpecFile {
     pub image: Option<String>,
     /// Docker: the Dockerfile to build, relative to `path`.
     pub dockerfile: Option<String>,
-    /// Docker: resource limits.
+    /// Resource limits (a container's, or a process workload's cgroup limits).
     pub resources: Option<ResourcesSpec>,
+    /// Who the workload runs as: "name", "uid", "name:group" or "uid:gid".
+    pub user: Option<String>,
+    /// The most files a process may have open (RLIMIT_NOFILE).
+    pub max_open_files: Option<u64>,
     /// Restart policy, as `slipway run --restart`: "no", "on-failure[:MAX]", "always".
     pub restart: Option<String>,
     /// Environment passed on but never shown (masked by the server).
@@ -70,7 +74,7 @@ pub enum ReadinessSpec {
     Http { http: String },
 }
 
-/// Docker resource limits.
+/// Resource limits.
 #[derive(Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ResourcesSpec {
@@ -178,6 +182,12 @@ impl SpecFile {
         if let Some(signal) = self.stop_signal {
             builder = builder.stop_signal(signal);
         }
+        if let Some(user) = self.user {
+            builder = builder.user(user);
+        }
+        if let Some(files) = self.max_open_files {
+            builder = builder.max_open_files(files);
+        }
         Ok(builder.build())
     }
 }
@@ -205,6 +215,23 @@ mod tests {
         );
         assert_eq!(toml_spec, yaml_spec);
         assert!(toml_spec.is_ok());
+    }
+
+    #[test]
+    fn user_and_limits_reach_the_request() {
+        let spec = SpecFile::from_toml(
+            "command = [\"id\"]\nuser = \"nobody:nogroup\"\nmax_open_files = 256\nresources = { memory_bytes = 67108864 }\n",
+        )
+        .and_then(SpecFile::into_request)
+        .ok()
+        .and_then(|request| request.spec)
+        .unwrap_or_default();
+        assert_eq!(spec.user, "nobody:nogroup");
+        assert_eq!(spec.max_open_files, Some(256));
+        assert_eq!(
+            spec.resources.map(|resources| resources.memory_bytes),
+            Some(67108864)
+        );
     }
 
     #[test]

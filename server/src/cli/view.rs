@@ -43,6 +43,8 @@ pub struct WorkloadView {
     pub restart_count: u32,
     /// When the restart policy runs it again, while it waits.
     pub next_restart_at: Option<String>,
+    /// What the runtime could not apply to the current run (a limit, …).
+    pub warnings: Vec<String>,
     /// The deployment, in full (only `inspect` fills it in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment: Option<DeploymentView>,
@@ -79,6 +81,7 @@ impl WorkloadView {
             revision: workload.revision,
             restart_count: workload.restart_count,
             next_restart_at: rfc3339(workload.next_restart_at.as_ref()),
+            warnings: workload.warnings.clone(),
             deployment: None,
         }
     }
@@ -139,6 +142,10 @@ pub struct SpecView {
     /// The names of the secret environment variables (values are never shown).
     pub secret_env: Vec<String>,
     pub stop_signal: String,
+    /// Who the workload runs as; empty: the server's default.
+    pub user: String,
+    /// RLIMIT_NOFILE of its processes, when set.
+    pub max_open_files: Option<u64>,
 }
 
 /// Where a workload listens.
@@ -196,6 +203,8 @@ impl SpecView {
             } else {
                 spec.stop_signal.clone()
             },
+            user: spec.user.clone(),
+            max_open_files: spec.max_open_files,
         }
     }
 }

@@ -13,6 +13,7 @@ mod secret;
 mod spec;
 mod stage;
 mod time;
+mod user;
 mod workload;
 
 pub use event::{Event, EventKind, NewEvent};
@@ -35,4 +36,5 @@ pub use spec::{
 };
 pub use stage::{Health, Stage, can_transition};
 pub use time::{Timestamp, now};
+pub use user::{MAX_OPEN_FILES, NameOrId, UserSpec};
 pub use workload::Workload;

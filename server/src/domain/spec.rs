@@ -53,7 +53,8 @@ pub enum Readiness {
     None,
 }
 
-/// Limits on what a container may use.
+/// Limits on what a workload may use: a container's, or a process workload's
+/// cgroup limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Resources {
     pub memory_bytes: Option<u64>,
@@ -103,6 +104,14 @@ pub struct DeploymentSpec {
     /// check, once started) to count as running; see [`DeploymentSpec::min_ready`].
     #[serde(default)]
     pub min_ready: Option<Duration>,
+    /// Who the workload runs as, in Docker's syntax (see [`super::UserSpec`]);
+    /// `None`: the server's default for process workloads, the image's for
+    /// containers.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// RLIMIT_NOFILE (soft and hard) of the workload's processes; `None`: inherited.
+    #[serde(default)]
+    pub max_open_files: Option<u64>,
 }
 
 impl DeploymentSpec {
@@ -125,6 +134,8 @@ impl DeploymentSpec {
             secret_env: BTreeMap::new(),
             stop_signal: None,
             min_ready: None,
+            user: None,
+            max_open_files: None,
         }
     }
 
@@ -255,7 +266,6 @@ pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
             for (field, set) in [
                 ("spec.image", spec.image.is_some()),
                 ("spec.dockerfile", spec.dockerfile.is_some()),
-                ("spec.resources", !spec.resources.is_empty()),
             ] {
                 if set {
                     violations.push(FieldViolation::new(
@@ -321,6 +331,7 @@ pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
         }
     }
     super::limits::check_exec_sizes(spec, &mut violations);
+    super::user::check_process_limits(spec, &mut violations);
     validate_policy(&spec.restart_policy, &mut violations);
     if let Some(check) = &spec.liveness {
         validate_check(check, spec.listen.is_some(), &mut violations);
@@ -490,17 +501,6 @@ fn validate_docker(spec: &DeploymentSpec, violations: &mut Vec<FieldViolation>) 
             ));
         }
     }
-    if spec.resources.millicpus == Some(0)
-        || spec
-            .resources
-            .memory_bytes
-            .is_some_and(|bytes| bytes < 6 * 1024 * 1024)
-    {
-        violations.push(FieldViolation::new(
-            "spec.resources",
-            "memory must be at least 6 MiB and cpus above 0",
-        ));
-    }
 }
 
 mod seconds {
@@ -539,6 +539,8 @@ mod tests {
             secret_env: BTreeMap::new(),
             stop_signal: None,
             min_ready: None,
+            user: None,
+            max_open_files: None,
         }
     }
 

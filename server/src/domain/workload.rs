@@ -35,6 +35,11 @@ pub struct Workload {
     /// When the restart policy runs it again, while it waits.
     #[serde(default)]
     pub next_restart_at: Option<Timestamp>,
+    /// What the runtime could not apply to the current run as its spec asks
+    /// (a resource limit without its cgroup controller, …): reported, never
+    /// silently ignored. Cleared when a new run starts.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl Workload {
@@ -60,6 +65,7 @@ impl Workload {
             revision: 0,
             restart_count: 0,
             next_restart_at: None,
+            warnings: Vec::new(),
         }
     }
 }

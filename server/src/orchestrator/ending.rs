@@ -27,13 +27,25 @@ impl Supervisor {
                 self.transition(stage, stage.as_str(), |_| {}).await
             }
             RunEvent::Stage(_) => Ok(()),
-            RunEvent::Started { handle, port } => {
+            RunEvent::Started {
+                handle,
+                port,
+                warnings,
+            } => {
+                for warning in &warnings {
+                    self.system(LogLevel::Warn, warning.as_str()).await;
+                }
+                let message = match warnings.as_slice() {
+                    [] => "started".to_owned(),
+                    warnings => format!("started; {}", warnings.join("; ")),
+                };
                 let mut next = self.workload.clone();
                 next.runtime_id = Some(handle.runtime_id);
                 next.process_start_time = handle.process_start_time;
                 next.port = port;
+                next.warnings = warnings;
                 next.updated_at = now();
-                self.save(next, "started").await
+                self.save(next, &message).await
             }
             RunEvent::Ready if self.workload.stage == Stage::Deploy => {
                 self.system(LogLevel::Info, "ready: running").await;

@@ -249,7 +249,12 @@ impl Orchestrator {
         violations.extend(validate_deployment_name(&name));
         violations.extend(crate::domain::validate_project(&request.project));
         violations.extend(paths::validate_labels(&request.labels));
-        if !self.inner.runtimes.contains_key(&request.spec.runtime) {
+        if let Some(runtime) = self.inner.runtime(request.spec.runtime) {
+            // The runtime's checks may read the user database: off the async threads.
+            let spec = request.spec.clone();
+            let checked = tokio::task::spawn_blocking(move || runtime.check_spec(&spec)).await;
+            violations.extend(checked.unwrap_or_default());
+        } else {
             violations.push(crate::domain::FieldViolation::new(
                 "spec.runtime",
                 format!(

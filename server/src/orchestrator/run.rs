@@ -25,6 +25,8 @@ pub enum RunEvent {
     Started {
         handle: RuntimeHandle,
         port: Option<u16>,
+        /// What the runtime could not apply as the spec asks.
+        warnings: Vec<String>,
     },
     /// The readiness check passed.
     Ready,
@@ -131,6 +133,7 @@ async fn drive(
         .send(RunEvent::Started {
             handle: instance.handle.clone(),
             port: inputs.context.port,
+            warnings: instance.warnings().to_vec(),
         })
         .await;
 

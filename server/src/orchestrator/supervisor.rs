@@ -463,6 +463,7 @@ impl Supervisor {
             workload.error = None;
             workload.failed_stage = None;
             workload.exit_code = None;
+            workload.warnings.clear();
         })
         .await?;
         self.start_run("restart").await

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::{
-    domain::{DeploymentId, DeploymentSpec, RuntimeKind, WorkloadId},
+    domain::{DeploymentId, DeploymentSpec, FieldViolation, RuntimeKind, WorkloadId},
     logs::LogSink,
 };
 
@@ -93,6 +93,7 @@ pub struct Instance {
     pub handle: RuntimeHandle,
     exit: watch::Receiver<Option<ExitStatus>>,
     probe_address: Option<SocketAddr>,
+    warnings: Vec<String>,
 }
 
 impl Instance {
@@ -102,7 +103,20 @@ impl Instance {
             handle,
             exit,
             probe_address: None,
+            warnings: Vec::new(),
         }
+    }
+
+    /// The same instance, with what the runtime could not apply as the spec
+    /// asks (one sentence each): the workload reports them.
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
+    }
+
+    /// What the runtime could not apply to this instance as the spec asks.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The same instance, probed at `address`.
@@ -207,6 +221,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// starts again (containers do; processes cannot have their pipes re-attached).
     fn instances_outlive_slipway(&self) -> bool {
         false
+    }
+
+    /// What is wrong with `spec` that this runtime can tell at once, when a
+    /// deployment is created (an unknown user, …), naming the fields. May read
+    /// local files (the user database). The default finds nothing.
+    fn check_spec(&self, _spec: &DeploymentSpec) -> Vec<FieldViolation> {
+        Vec::new()
     }
 
     /// Checks that the workload can run (files, programs, engine), without side effects.

@@ -75,6 +75,9 @@ pub fn workload_row(workload: &Workload) -> entities::workload::Model {
         revision: workload.revision as i64,
         restart_count: workload.restart_count as i32,
         next_restart_at: workload.next_restart_at.map(|time| time.0),
+        warnings: (!workload.warnings.is_empty())
+            .then(|| serde_json::to_string(&workload.warnings).ok())
+            .flatten(),
     }
 }
 
@@ -98,6 +101,13 @@ pub fn workload(row: entities::workload::Model) -> StoreResult<Workload> {
         revision: row.revision as u64,
         restart_count: row.restart_count.max(0) as u32,
         next_restart_at: row.next_restart_at.map(Timestamp),
+        warnings: row
+            .warnings
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|error| corrupt("warnings", error))?
+            .unwrap_or_default(),
     })
 }
 

@@ -61,6 +61,8 @@ pub mod workload {
         pub revision: i64,
         pub restart_count: i32,
         pub next_restart_at: Option<i64>,
+        /// What the runtime could not apply to the run, as a JSON array of strings.
+        pub warnings: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,7 @@
 
 mod integrity;
 mod nodes;
+mod warnings;
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateTables),
             Box::new(AddRestartState),
             Box::new(integrity::AddIntegrity),
+            Box::new(warnings::AddWorkloadWarnings),
             Box::new(nodes::AddNodes),
         ]
     }

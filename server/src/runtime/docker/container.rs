@@ -10,6 +10,7 @@ use std::{
 use bollard::{
     models::{
         ContainerCreateBody, ContainerInspectResponse, HealthStatusEnum, HostConfig, PortBinding,
+        ResourcesUlimits,
     },
     query_parameters::CreateContainerOptionsBuilder,
 };
@@ -38,8 +39,9 @@ fn container_port(context: &RunContext) -> Option<u16> {
 
 /// What the engine is asked to create: the image, the spec's command, the
 /// workload's environment (see [`RunContext::env_listening_on`]; `PORT` is the
-/// container port), limits, labels, an init process, and the container port
-/// published on `publish_address` at the port from the pool.
+/// container port), its user, limits (memory, CPU, open files), labels, an init
+/// process, and the container port published on `publish_address` at the port
+/// from the pool.
 pub(super) fn create_body(
     context: &RunContext,
     image: String,
@@ -66,6 +68,16 @@ pub(super) fn create_body(
             .resources
             .millicpus
             .map(|millicpus| i64::from(millicpus) * 1_000_000),
+        ulimits: spec
+            .max_open_files
+            .and_then(|files| i64::try_from(files).ok())
+            .map(|files| {
+                vec![ResourcesUlimits {
+                    name: Some("nofile".to_owned()),
+                    soft: Some(files),
+                    hard: Some(files),
+                }]
+            }),
         ..HostConfig::default()
     };
     let mut exposed_ports = None;
@@ -82,6 +94,8 @@ pub(super) fn create_body(
         image: Some(image),
         cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
         env: Some(env),
+        // Resolved by the engine in the image's own user database.
+        user: spec.user.clone(),
         labels: Some(labels.to_map()),
         exposed_ports,
         host_config: Some(host_config),
@@ -244,6 +258,8 @@ mod tests {
             secret_env: [("API_TOKEN".to_owned(), "s3cret".into())].into(),
             stop_signal: None,
             min_ready: None,
+            user: Some("nobody".to_owned()),
+            max_open_files: Some(4096),
         };
         RunContext {
             workload_id: WorkloadId::generate(),
@@ -263,6 +279,18 @@ mod tests {
         assert!(env.contains(&"GREETING=hello".to_owned()), "{env:?}");
         assert!(env.contains(&"API_TOKEN=s3cret".to_owned()), "{env:?}");
         assert!(env.contains(&"PORT=8080".to_owned()), "{env:?}");
+    }
+
+    #[test]
+    fn the_user_and_the_open_files_limit_reach_the_container() {
+        let body = create_body(&context(), "image".to_owned(), Ipv4Addr::LOCALHOST.into());
+        assert_eq!(body.user.as_deref(), Some("nobody"));
+        let ulimits = body
+            .host_config
+            .and_then(|config| config.ulimits)
+            .expect("ulimits");
+        assert_eq!(ulimits[0].name.as_deref(), Some("nofile"));
+        assert_eq!((ulimits[0].soft, ulimits[0].hard), (Some(4096), Some(4096)));
     }
 
     #[test]

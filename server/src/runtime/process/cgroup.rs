@@ -16,14 +16,20 @@ use std::{
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::time::Instant;
 
-use crate::domain::WorkloadId;
+use crate::domain::{Resources, WorkloadId};
 
 /// The shell that moves itself into the workload's cgroup, then becomes the
 /// workload's program (`exec`, so the pid, process group and start time stay
 /// the same). Moving the process before it runs anything means none of its
 /// children can start outside the cgroup.
-pub(super) const SHELL: &str = "/bin/sh";
+const SHELL: &str = super::launch::SHELL;
 const ENTER_AND_EXEC: &str = "echo 0 > \"$0\" && exec \"$@\"";
+
+/// The period of `cpu.max`, in microseconds (the kernel's default, and Docker's).
+const CPU_PERIOD_MICROS: u64 = 100_000;
+
+/// The controllers whose limits a spec can set (`resources`).
+const LIMIT_CONTROLLERS: [&str; 2] = ["memory", "cpu"];
 
 /// Where the workloads' cgroups are made: `<base>/workload-<id>`.
 #[derive(Debug, Clone)]
@@ -45,6 +51,7 @@ impl Cgroups {
         std::fs::create_dir_all(&base)
             .map_err(|error| format!("cannot create {}: {error}", base.display()))?;
         let cgroups = Cgroups { mount, base };
+        cgroups.enable_limit_controllers(&own);
         let probe = WorkloadId::generate();
         let directory = cgroups.create(&probe).map_err(|error| {
             format!(
@@ -55,6 +62,40 @@ impl Cgroups {
         let result = cgroups.probe(&directory);
         let _ = std::fs::remove_dir(&directory);
         result.map(|()| cgroups)
+    }
+
+    /// Turns on the memory and cpu controllers for the workloads' cgroups
+    /// where the parents offer them. The server's own cgroup can pass them on
+    /// only when it holds no process itself (cgroup v2's rule) or is the root,
+    /// so this may not succeed: a limit is then reported as not applied.
+    fn enable_limit_controllers(&self, own: &str) {
+        let own_directory = self.mount.join(own.trim_start_matches('/'));
+        for directory in [own_directory.as_path(), self.base.as_path()] {
+            let offered =
+                std::fs::read_to_string(directory.join("cgroup.controllers")).unwrap_or_default();
+            for controller in LIMIT_CONTROLLERS {
+                if !offered.split_whitespace().any(|name| name == controller) {
+                    continue;
+                }
+                if let Err(error) = std::fs::write(
+                    directory.join("cgroup.subtree_control"),
+                    format!("+{controller}"),
+                ) {
+                    tracing::debug!(%error, controller, cgroup = %directory.display(), "cannot enable a cgroup controller");
+                }
+            }
+        }
+    }
+
+    /// The limit controllers enabled for the workloads' cgroups, for the log.
+    pub fn limit_controllers(&self) -> Vec<String> {
+        let enabled =
+            std::fs::read_to_string(self.base.join("cgroup.subtree_control")).unwrap_or_default();
+        enabled
+            .split_whitespace()
+            .filter(|name| LIMIT_CONTROLLERS.contains(name))
+            .map(str::to_owned)
+            .collect()
     }
 
     fn probe(&self, directory: &Path) -> Result<(), String> {
@@ -100,18 +141,54 @@ impl Cgroups {
         }
     }
 
-    /// The program and arguments that run `argv` inside the workload's cgroup.
-    pub fn wrap(&self, workload_id: &WorkloadId, argv: &[String]) -> Vec<String> {
-        let procs = self.directory(workload_id).join("cgroup.procs");
-        let mut wrapped = vec![
-            "-c".to_owned(),
-            ENTER_AND_EXEC.to_owned(),
-            procs.to_string_lossy().into_owned(),
-        ];
-        wrapped.extend(argv.iter().cloned());
-        wrapped
+    /// The `cgroup.procs` of the workload's cgroup: a process that writes 0
+    /// into it moves there.
+    pub fn procs(&self, workload_id: &WorkloadId) -> PathBuf {
+        self.directory(workload_id).join("cgroup.procs")
     }
 
+    /// Applies `resources` to the workload's cgroup (`memory.max`, `cpu.max`);
+    /// returns one sentence per limit that could not be applied, and why.
+    pub fn apply_limits(&self, workload_id: &WorkloadId, resources: &Resources) -> Vec<String> {
+        let directory = self.directory(workload_id);
+        let enabled =
+            std::fs::read_to_string(self.base.join("cgroup.subtree_control")).unwrap_or_default();
+        let enabled: Vec<&str> = enabled.split_whitespace().collect();
+        let mut limits = Vec::new();
+        if let Some(bytes) = resources.memory_bytes {
+            limits.push((
+                "memory",
+                "memory.max",
+                bytes.to_string(),
+                format!("memory limit ({bytes} bytes)"),
+            ));
+        }
+        if let Some(millicpus) = resources.millicpus {
+            let quota = (u64::from(millicpus) * CPU_PERIOD_MICROS / 1000).max(1000);
+            limits.push((
+                "cpu",
+                "cpu.max",
+                format!("{quota} {CPU_PERIOD_MICROS}"),
+                format!("cpu limit ({millicpus} millicpus)"),
+            ));
+        }
+        let mut warnings = Vec::new();
+        for (controller, file, value, what) in limits {
+            if !enabled.contains(&controller) {
+                warnings.push(format!(
+                    "{what} not applied: the {controller} controller is not enabled for {} (cgroup v2)",
+                    self.base.display()
+                ));
+                continue;
+            }
+            if let Err(error) = std::fs::write(directory.join(file), &value) {
+                warnings.push(format!(
+                    "{what} not applied: writing {value:?} to {file} failed: {error}"
+                ));
+            }
+        }
+        warnings
+    }
     /// The live processes in the workload's cgroup (none if it does not exist).
     pub fn processes(&self, workload_id: &WorkloadId) -> Vec<Pid> {
         std::fs::read_to_string(self.directory(workload_id).join("cgroup.procs"))
@@ -257,18 +334,42 @@ mod tests {
     }
 
     #[test]
-    fn a_wrapped_command_enters_the_cgroup_then_runs_the_program() {
+    fn the_procs_file_is_in_the_workloads_cgroup() {
         let cgroups = Cgroups {
             mount: PathBuf::from("/sys/fs/cgroup"),
             base: PathBuf::from("/sys/fs/cgroup/slipway"),
         };
         let id = WorkloadId::generate();
-        let wrapped = cgroups.wrap(&id, &["/bin/echo".to_owned(), "hi".to_owned()]);
-        assert_eq!(wrapped[0], "-c");
         assert_eq!(
-            wrapped[2],
-            format!("/sys/fs/cgroup/slipway/workload-{id}/cgroup.procs")
+            cgroups.procs(&id),
+            PathBuf::from(format!("/sys/fs/cgroup/slipway/workload-{id}/cgroup.procs"))
         );
-        assert_eq!(&wrapped[3..], ["/bin/echo", "hi"]);
+    }
+
+    #[test]
+    fn limits_without_their_controller_are_reported() {
+        let temp = tempfile::TempDir::new().expect("tempdir");
+        let cgroups = Cgroups {
+            mount: temp.path().to_path_buf(),
+            base: temp.path().join("slipway"),
+        };
+        let id = WorkloadId::generate();
+        std::fs::create_dir_all(cgroups.directory(&id)).expect("cgroup");
+        std::fs::write(cgroups.base.join("cgroup.subtree_control"), "cpu\n").expect("control");
+        let resources = Resources {
+            memory_bytes: Some(64 * 1024 * 1024),
+            millicpus: Some(500),
+        };
+        let warnings = cgroups.apply_limits(&id, &resources);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(
+                "memory limit (67108864 bytes) not applied: the memory controller is not enabled"
+            ),
+            "{warnings:?}"
+        );
+        let cpu_max =
+            std::fs::read_to_string(cgroups.directory(&id).join("cpu.max")).expect("cpu.max");
+        assert_eq!(cpu_max, "50000 100000");
     }
 }

@@ -79,6 +79,7 @@ impl Containment {
         match self {
             Containment::Cgroup(cgroups) => tracing::info!(
                 cgroups = %cgroups.base().display(),
+                limit_controllers = ?cgroups.limit_controllers(),
                 "process workloads run each in its own cgroup (v2); a stop kills the whole cgroup"
             ),
             Containment::TagSweep { reason } => tracing::info!(

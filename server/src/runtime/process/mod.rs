@@ -8,6 +8,8 @@
 
 mod cgroup;
 mod containment;
+mod identity;
+mod launch;
 mod pipes;
 
 use std::{
@@ -28,13 +30,17 @@ use tokio::{process::Command, sync::watch, time::Instant};
 pub use self::cgroup::Cgroups;
 pub use self::containment::{Containment, tagged_processes};
 use self::containment::{kill_leftovers, stop_tagged};
+pub use self::identity::{DEFAULT_ENV_ALLOW, DEFAULT_PATH, Identity};
+pub use self::launch::ProcessSettings;
 use self::pipes::{IDLE_PIPE_LIMIT, PipeReader, drain, spawn_reader};
 use super::{
     ExitStatus, Instance, LogResume, Reclaimed, RunContext, Runtime, RuntimeError, RuntimeHandle,
     output::forward_lines,
 };
 use crate::{
-    domain::{LogLevel, LogStream, RuntimeKind, WorkloadId},
+    domain::{
+        DeploymentSpec, FieldViolation, LogLevel, LogStream, RuntimeKind, UserSpec, WorkloadId,
+    },
     logs::LogSink,
 };
 
@@ -48,6 +54,11 @@ pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct ProcessRuntime {
     containment: Containment,
+    /// What workloads inherit from the server's environment (taken once).
+    inherited_env: BTreeMap<String, String>,
+    /// Who a workload whose spec names no user runs as; `None`: the server's user.
+    default_user: Option<UserSpec>,
+    setpriv: Option<PathBuf>,
 }
 
 impl Default for ProcessRuntime {
@@ -64,9 +75,33 @@ impl ProcessRuntime {
         Self::with_containment(containment)
     }
 
-    /// A runtime that contains workloads as `containment` says.
+    /// A runtime that contains workloads as `containment` says, with the
+    /// default settings.
     pub fn with_containment(containment: Containment) -> Self {
-        Self { containment }
+        let settings = ProcessSettings::default();
+        Self {
+            containment,
+            inherited_env: identity::inherited_env(&settings.env_allow, std::env::vars()),
+            default_user: None,
+            setpriv: identity::find_setpriv(),
+        }
+    }
+
+    /// The same runtime with `settings`; the server's environment is read now.
+    /// Fails when the default user cannot be used (unknown, or this server
+    /// may not become it).
+    pub fn with_settings(mut self, settings: ProcessSettings) -> Result<Self, String> {
+        self.inherited_env = identity::inherited_env(&settings.env_allow, std::env::vars());
+        if let Some(user) = &settings.default_user {
+            let identity = identity::resolve(user)?;
+            if identity.is_other_than_server() && self.setpriv.is_none() {
+                return Err(format!(
+                    "running workloads as {user} needs setpriv (util-linux), which is not installed"
+                ));
+            }
+        }
+        self.default_user = settings.default_user;
+        Ok(self)
     }
 
     fn cgroups(&self) -> Option<&Cgroups> {
@@ -149,67 +184,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn command_for(
-    argv: &[String],
-    context: &RunContext,
-    env: &BTreeMap<String, String>,
-) -> Result<Command, RuntimeError> {
-    command_in(argv, context, env, None)
-}
-
-/// As [`command_for`]; with `cgroups`, the process enters the workload's cgroup
-/// before it runs the program (so none of its children can start outside it).
-fn command_in(
-    argv: &[String],
-    context: &RunContext,
-    env: &BTreeMap<String, String>,
-    cgroups: Option<&Cgroups>,
-) -> Result<Command, RuntimeError> {
-    let (program, arguments) = argv
-        .split_first()
-        .ok_or_else(|| RuntimeError::Invalid("the command is empty".to_owned()))?;
-    let resolved = resolve_program(
-        program,
-        &context.service_dir,
-        env.get("PATH").map(String::as_str),
-    )
-    .ok_or_else(|| {
-        RuntimeError::Invalid(format!("program {program:?} not found or not executable"))
-    })?;
-    let mut command = match cgroups {
-        Some(cgroups) => {
-            cgroups
-                .create(&context.workload_id)
-                .map_err(|source| RuntimeError::Io {
-                    context: "creating the workload's cgroup".to_owned(),
-                    source,
-                })?;
-            let mut full = vec![resolved.to_string_lossy().into_owned()];
-            full.extend(arguments.iter().cloned());
-            let mut command = Command::new(cgroup::SHELL);
-            command.args(cgroups.wrap(&context.workload_id, &full));
-            command
-        }
-        None => {
-            let mut command = Command::new(resolved);
-            command.args(arguments);
-            command
-        }
-    };
-    command
-        .current_dir(&context.service_dir)
-        .envs(env)
-        // Marks every process of the workload, build steps included, so that one
-        // left behind by an earlier Slipway can be found and stopped.
-        .env(WORKLOAD_ENV, context.workload_id.as_str())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    Ok(command)
-}
-
 /// Spawns `command`, forwarding its output to `logs`; returns the child's pid and
 /// the tasks reading its output.
 fn spawn_logged(
@@ -264,6 +238,10 @@ impl Runtime for ProcessRuntime {
         RuntimeKind::Process
     }
 
+    fn check_spec(&self, spec: &DeploymentSpec) -> Vec<FieldViolation> {
+        self.spec_user_violations(spec)
+    }
+
     async fn validate(&self, context: &RunContext, logs: &LogSink) -> Result<(), RuntimeError> {
         if !context.service_dir.is_dir() {
             return Err(RuntimeError::Invalid(format!(
@@ -271,8 +249,18 @@ impl Runtime for ProcessRuntime {
                 context.service_dir.display()
             )));
         }
-        let env = context.env();
-        let path_var = env.get("PATH").map(String::as_str);
+        let launch = self.launch(context)?;
+        if let Some((identity, _)) = &launch.switch {
+            logs.system(
+                LogLevel::Info,
+                format!(
+                    "runs as {} (uid {}, gid {})",
+                    identity.shown, identity.uid, identity.gid
+                ),
+            )
+            .await;
+        }
+        let path_var = launch.env.get("PATH").map(String::as_str);
         // A program given by a path may be made by an earlier build step: it is
         // checked once that step has run. A program looked up on PATH must be there now.
         let steps = context
@@ -305,7 +293,7 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn build(&self, context: &RunContext, logs: &LogSink) -> Result<(), RuntimeError> {
-        let env = context.env();
+        let launch = self.launch(context)?;
         let total = context.spec.build.len();
         for (index, step) in context.spec.build.iter().enumerate() {
             let shown = step.command.join(" ");
@@ -314,7 +302,7 @@ impl Runtime for ProcessRuntime {
                 format!("build step {}/{total}: {shown}", index + 1),
             )
             .await;
-            let command = command_for(&step.command, context, &env)?;
+            let command = launch.command(&step.command, context, None)?;
             let (mut child, pid, readers) = spawn_logged(command, logs, "a build step")?;
             let mut guard = KillOnDrop {
                 pgid: Some(Pid::from_raw(pid as i32)),
@@ -341,13 +329,26 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn start(&self, context: &RunContext, logs: &LogSink) -> Result<Instance, RuntimeError> {
+        let launch = self.launch(context)?;
         let cgroups = self.cgroups().cloned();
-        let command = command_in(
-            &context.spec.command,
-            context,
-            &context.env(),
-            cgroups.as_ref(),
-        )?;
+        let (command, warnings) = match &cgroups {
+            Some(cgroups) => {
+                cgroups
+                    .create(&context.workload_id)
+                    .map_err(|source| RuntimeError::Io {
+                        context: "creating the workload's cgroup".to_owned(),
+                        source,
+                    })?;
+                let warnings = cgroups.apply_limits(&context.workload_id, &context.spec.resources);
+                let procs = cgroups.procs(&context.workload_id);
+                let command = launch.command(&context.spec.command, context, Some(&procs))?;
+                (command, warnings)
+            }
+            None => {
+                let command = launch.command(&context.spec.command, context, None)?;
+                (command, self.limits_without_cgroups(&context.spec))
+            }
+        };
         let (mut child, pid, readers) = spawn_logged(command, logs, "the workload")?;
         let logs = logs.clone();
         let handle = RuntimeHandle {
@@ -377,7 +378,9 @@ impl Runtime for ProcessRuntime {
         let probe_address = context
             .port
             .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-        Ok(Instance::new(handle, exit).with_probe_address(probe_address))
+        Ok(Instance::new(handle, exit)
+            .with_probe_address(probe_address)
+            .with_warnings(warnings))
     }
 
     async fn stop(
@@ -413,7 +416,7 @@ impl Runtime for ProcessRuntime {
         command: &[String],
         timeout: Duration,
     ) -> Result<bool, RuntimeError> {
-        let mut command = command_for(command, context, &context.env())?;
+        let mut command = self.launch(context)?.command(command, context, None)?;
         command.stdout(Stdio::null()).stderr(Stdio::null());
         let mut child = command.spawn().map_err(|source| RuntimeError::Io {
             context: "starting a health check".to_owned(),

@@ -6,7 +6,7 @@ pub(super) struct AddNodes;
 
 impl MigrationName for AddNodes {
     fn name(&self) -> &str {
-        "m20261203_000004_nodes"
+        "m20261203_000005_nodes"
     }
 }
 
