@@ -23,6 +23,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod access;
 mod connect;
 mod error;
 mod progress;
@@ -40,6 +41,7 @@ use slipway::v1::{
 };
 use tonic::transport::Channel;
 
+pub use access::NewToken;
 pub use connect::ClientBuilder;
 use connect::{AuthedChannel, Credentials};
 
@@ -58,6 +60,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Client {
     deployments: DeploymentServiceClient<AuthedChannel>,
     workloads: WorkloadServiceClient<AuthedChannel>,
+    tokens: slipway::v1::token_service_client::TokenServiceClient<AuthedChannel>,
+    audit: slipway::v1::audit_service_client::AuditServiceClient<AuthedChannel>,
 }
 
 impl Client {
@@ -82,7 +86,18 @@ impl Client {
                 channel.clone(),
                 credentials.clone(),
             ),
-            workloads: WorkloadServiceClient::with_interceptor(channel, credentials),
+            workloads: WorkloadServiceClient::with_interceptor(
+                channel.clone(),
+                credentials.clone(),
+            ),
+            tokens: slipway::v1::token_service_client::TokenServiceClient::with_interceptor(
+                channel.clone(),
+                credentials.clone(),
+            ),
+            audit: slipway::v1::audit_service_client::AuditServiceClient::with_interceptor(
+                channel,
+                credentials,
+            ),
         }
     }
 

@@ -1,11 +1,14 @@
 //! The gRPC API: thin tonic handlers that decode, validate, call the orchestrator,
 //! encode and map errors.
 
+mod access;
 mod convert;
 mod deployments;
+mod scope;
 mod status;
 mod workloads;
 
+pub use access::{AuditApi, TokenApi};
 pub use deployments::DeploymentApi;
 pub use status::ERROR_DOMAIN;
 pub use workloads::WorkloadApi;

@@ -1,5 +1,6 @@
 //! The schema, as one migration set that runs on SQLite and PostgreSQL.
 
+mod access;
 mod integrity;
 
 use sea_orm_migration::{prelude::*, schema::*};
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateTables),
             Box::new(AddRestartState),
             Box::new(integrity::AddIntegrity),
+            Box::new(access::AddAccess),
         ]
     }
 }
