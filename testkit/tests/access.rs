@@ -411,3 +411,34 @@ async fn lists_show_only_permitted_projects() {
     assert_eq!(server.client.all_deployments().await.expect("all").len(), 2);
     server.stop().await;
 }
+
+/// `--auth off` is refused unless the server listens on a loopback address;
+/// on one, callers without a token are the local administrator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_off_only_on_loopback() {
+    let data = tempfile::TempDir::new().expect("data");
+    let mut config = slipway_server::config::ServeConfig::new(
+        data.path().join("data"),
+        data.path().to_path_buf(),
+    );
+    config.auth = "off".to_owned();
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0")
+        .await
+        .expect("bind");
+    let refused = slipway_server::server::serve(config, listener, async {}).await;
+    assert!(
+        matches!(
+            refused,
+            Err(slipway_server::server::ServerError::AuthOffNotLoopback { .. })
+        ),
+        "{refused:?}"
+    );
+
+    let server = TestServer::start_with(|config| config.auth = "off".to_owned()).await;
+    let anonymous = server.client_without_token().await;
+    anonymous
+        .list_tokens()
+        .await
+        .expect("an anonymous caller is the administrator");
+    server.stop().await;
+}

@@ -122,9 +122,16 @@ impl Pending {
         row.result = code_name(code).to_owned();
         row.message = message.to_owned();
         row.duration_micros = i64::try_from(start.elapsed().as_micros()).unwrap_or(i64::MAX);
+        // A deletion gives its space back (and checkpoints the SQLite WAL)
+        // before it answers; its audit record comes after, so that is done
+        // again, or the record would hold the WAL open until the next one.
+        let deleted = row.action.starts_with("Delete") && code == Code::Ok;
         tokio::spawn(async move {
             if let Err(error) = store.insert_audit(row).await {
                 tracing::error!(%error, "could not store an audit record");
+            }
+            if deleted {
+                store.reclaim_space().await;
             }
         });
     }
