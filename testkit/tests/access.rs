@@ -228,6 +228,20 @@ async fn every_rpc_and_role_follows_the_permission_table() {
         );
     }
     assert_eq!(permission_for("/slipway.v1.WorkloadService/Unknown"), None);
+    // A project-limited admin would limit nothing: refused.
+    let limited_admin = server
+        .client
+        .create_token(NewToken {
+            name: "half-admin".to_owned(),
+            role: "admin".to_owned(),
+            projects: vec!["alpha".to_owned()],
+            expires_in: None,
+        })
+        .await;
+    assert!(
+        matches!(limited_admin, Err(Error::InvalidArgument { .. })),
+        "{limited_admin:?}"
+    );
     server.stop().await;
 }
 

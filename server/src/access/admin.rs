@@ -16,6 +16,10 @@ pub enum TokenError {
     UnknownRole { role: String },
     #[error("a token needs a name")]
     NoName,
+    /// An admin may create unrestricted tokens, so limiting one to projects
+    /// would limit nothing.
+    #[error("an admin token is for every project: give no --project")]
+    AdminWithProjects,
     #[error("token {id} not found")]
     NotFound { id: String },
     #[error("the operating system's random generator failed: {0}")]
@@ -49,6 +53,14 @@ pub async fn create_token(
     let role = Role::parse(&request.role).ok_or_else(|| TokenError::UnknownRole {
         role: request.role.clone(),
     })?;
+    let projects: Vec<String> = request
+        .projects
+        .into_iter()
+        .filter(|project| !project.is_empty())
+        .collect();
+    if role == Role::Admin && !projects.is_empty() {
+        return Err(TokenError::AdminWithProjects);
+    }
     let name = request.name.trim().to_owned();
     if name.is_empty() {
         return Err(TokenError::NoName);
@@ -59,11 +71,7 @@ pub async fn create_token(
         id: new.id,
         name,
         role: role.as_str().to_owned(),
-        projects: request
-            .projects
-            .into_iter()
-            .filter(|project| !project.is_empty())
-            .collect(),
+        projects,
         secret_hash: new.hash,
         created_at,
         expires_at: request.expires_in.map(|expires_in| {

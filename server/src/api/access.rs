@@ -39,9 +39,10 @@ impl AuditApi {
 
 fn token_status(error: TokenError) -> Status {
     match error {
-        TokenError::UnknownRole { .. } | TokenError::NoName | TokenError::NotAToken { .. } => {
-            Status::invalid_argument(error.to_string())
-        }
+        TokenError::UnknownRole { .. }
+        | TokenError::NoName
+        | TokenError::AdminWithProjects
+        | TokenError::NotAToken { .. } => Status::invalid_argument(error.to_string()),
         TokenError::NotFound { .. } => Status::not_found(error.to_string()),
         TokenError::Random(_) | TokenError::Store(_) | TokenError::Io { .. } => {
             tracing::error!(%error, "token operation failed");
