@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "proto/slipway/v1/deployment.proto",
     "proto/slipway/v1/node.proto",
     "proto/slipway/v1/workload.proto",
+    "proto/slipway/v1/access.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -10,6 +10,9 @@
 //! ```
 //!
 //! `SLIPWAY_SERVER` overrides the server's address (default http://127.0.0.1:50051).
+//! The token comes from `SLIPWAY_TOKEN`, else the file `SLIPWAY_TOKEN_FILE`
+//! (default `.slipway/admin.token`, where the server's first start writes its
+//! admin token).
 
 use std::io::{Read, Write};
 
@@ -61,7 +64,15 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let url =
         std::env::var("SLIPWAY_SERVER").unwrap_or_else(|_| "http://127.0.0.1:50051".to_owned());
-    let client = Client::connect(url).await?;
+    let token = match std::env::var("SLIPWAY_TOKEN") {
+        Ok(token) => token,
+        Err(_) => {
+            let file = std::env::var("SLIPWAY_TOKEN_FILE")
+                .unwrap_or_else(|_| ".slipway/admin.token".to_owned());
+            std::fs::read_to_string(&file).unwrap_or_default()
+        }
+    };
+    let client = Client::builder(url).token(token).connect().await?;
 
     // A previous run that was interrupted may have left its deployment behind.
     for deployment in client.all_deployments().await? {

@@ -74,6 +74,17 @@ pub enum Error {
         current_revision: u64,
         message: String,
     },
+    /// No valid credentials: no token, an unknown, expired or revoked one
+    /// (`UNAUTHENTICATED`). Give a token with `Client::builder(url).token(..)`.
+    #[error("{message}")]
+    Unauthenticated { message: String },
+    /// The token's role or projects do not allow the call
+    /// (`PERMISSION_DENIED`); `project` names the project when that was the reason.
+    #[error("{message}")]
+    PermissionDenied {
+        message: String,
+        project: Option<String>,
+    },
     /// The server (or a runtime's engine) cannot be reached.
     #[error("unavailable: {message}")]
     Unavailable { message: String },
@@ -121,6 +132,8 @@ impl Error {
             Error::AlreadyExists { .. } => Some(Code::AlreadyExists),
             Error::Compacted { .. } | Error::RevisionAhead { .. } => Some(Code::OutOfRange),
             Error::Unavailable { .. } => Some(Code::Unavailable),
+            Error::Unauthenticated { .. } => Some(Code::Unauthenticated),
+            Error::PermissionDenied { .. } => Some(Code::PermissionDenied),
             Error::Other { code, .. } => Some(*code),
             Error::Connect { .. }
             | Error::UnexpectedStage { .. }
@@ -263,6 +276,13 @@ impl From<Status> for Error {
                 }
             }
             Code::Unavailable => Error::Unavailable { message },
+            Code::Unauthenticated => Error::Unauthenticated { message },
+            Code::PermissionDenied => Error::PermissionDenied {
+                project: info
+                    .filter(|info| info.reason == "PROJECT_DENIED")
+                    .and_then(|info| info.metadata.get("project").cloned()),
+                message,
+            },
             code => Error::Other { code, message },
         }
     }

@@ -23,6 +23,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod access;
 mod connect;
 mod error;
 mod progress;
@@ -40,6 +41,7 @@ use slipway::v1::{
 };
 use tonic::transport::Channel;
 
+pub use access::NewToken;
 pub use connect::ClientBuilder;
 use connect::{AuthedChannel, Credentials};
 
@@ -59,6 +61,8 @@ pub struct Client {
     deployments: DeploymentServiceClient<AuthedChannel>,
     workloads: WorkloadServiceClient<AuthedChannel>,
     nodes: NodeServiceClient<AuthedChannel>,
+    tokens: slipway::v1::token_service_client::TokenServiceClient<AuthedChannel>,
+    audit: slipway::v1::audit_service_client::AuditServiceClient<AuthedChannel>,
 }
 
 impl Client {
@@ -87,7 +91,15 @@ impl Client {
                 channel.clone(),
                 credentials.clone(),
             ),
-            nodes: NodeServiceClient::with_interceptor(channel, credentials),
+            nodes: NodeServiceClient::with_interceptor(channel.clone(), credentials.clone()),
+            tokens: slipway::v1::token_service_client::TokenServiceClient::with_interceptor(
+                channel.clone(),
+                credentials.clone(),
+            ),
+            audit: slipway::v1::audit_service_client::AuditServiceClient::with_interceptor(
+                channel,
+                credentials,
+            ),
         }
     }
 

@@ -99,6 +99,20 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub node: crate::node::NodeConfig,
+    /// Whether callers must present a token (`on`), or everyone who reaches
+    /// the port is the administrator (`off`, refused unless the server listens
+    /// on a loopback address). Health and reflection are always open.
+    #[arg(long, env = "SLIPWAY_AUTH", default_value = "on", value_parser = ["on", "off"])]
+    pub auth: String,
+
+    /// A file holding the admin token (`slw_…`), made an admin token at start;
+    /// without it, the first start writes a new one to DATA_DIR/admin.token.
+    #[arg(long, env = "SLIPWAY_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Audit records older than this many days are deleted (checked hourly).
+    #[arg(long, env = "SLIPWAY_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u64,
 }
 
 impl ServeConfig {
@@ -125,6 +139,9 @@ impl ServeConfig {
             log_max_line_bytes: 16 * 1024,
             event_retention: 100_000,
             node: crate::node::NodeConfig::default(),
+            auth: "on".to_owned(),
+            admin_token_file: None,
+            audit_retention_days: 90,
         }
     }
 

@@ -2,6 +2,7 @@
 //! the process runtime, the log pipeline, the event log, the store, and the gRPC API.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod data_files;

@@ -4,15 +4,17 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use slipway::v1::{
-    FILE_DESCRIPTOR_SET, deployment_service_server::DeploymentServiceServer,
-    node_service_server::NodeServiceServer, workload_service_server::WorkloadServiceServer,
+    FILE_DESCRIPTOR_SET, audit_service_server::AuditServiceServer,
+    deployment_service_server::DeploymentServiceServer, node_service_server::NodeServiceServer,
+    token_service_server::TokenServiceServer, workload_service_server::WorkloadServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::{DeploymentApi, NodeApi, WorkloadApi},
+    access::{self, AccessLayer, TokenError},
+    api::{AuditApi, DeploymentApi, NodeApi, TokenApi, WorkloadApi},
     config::ServeConfig,
     data_files,
     domain::{NodeId, NodeRegistration},
@@ -47,6 +49,10 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("setting up access: {0}")]
+    Access(#[from] TokenError),
+    #[error("--auth off is only allowed on a loopback address, not {address}")]
+    AuthOffNotLoopback { address: std::net::SocketAddr },
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -91,6 +97,13 @@ pub async fn serve(
         "reading this node's id in {}",
         config.data_dir.display()
     )))?;
+    let enforce_auth = config.auth != "off";
+    if !enforce_auth
+        && let Ok(address) = listener.local_addr()
+        && !address.ip().is_loopback()
+    {
+        return Err(ServerError::AuthOffNotLoopback { address });
+    }
     let root = config.root.canonicalize().map_err(io(format!(
         "opening the root directory {}",
         config.root.display()
@@ -104,6 +117,16 @@ pub async fn serve(
     let store = Store::connect(&database_url).await?;
     // SQLite adds its -wal and -shm files on connecting.
     restrict()?;
+    if enforce_auth {
+        let written =
+            access::bootstrap(&store, &config.data_dir, config.admin_token_file.as_deref()).await?;
+        if let Some(path) = written {
+            tracing::info!(path = %path.display(), "no token existed: wrote a new admin token");
+        }
+    } else {
+        tracing::warn!("authentication is off: every caller is the administrator");
+    }
+    let audit_trimming = spawn_audit_trimming(store.clone(), config.audit_retention_days);
     // Finding out whether cgroups can be used runs a shell once: off the runtime.
     let use_cgroups = config.process_cgroups != "off";
     let process_settings = ProcessSettings {
@@ -172,6 +195,12 @@ pub async fn serve(
     health_reporter
         .set_serving::<NodeServiceServer<NodeApi>>()
         .await;
+    health_reporter
+        .set_serving::<TokenServiceServer<TokenApi>>()
+        .await;
+    health_reporter
+        .set_serving::<AuditServiceServer<AuditApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -195,6 +224,7 @@ pub async fn serve(
     let served = tonic::transport::Server::builder()
         .initial_connection_window_size(Some(8 * 1024 * 1024))
         .initial_stream_window_size(Some(2 * 1024 * 1024))
+        .layer(AccessLayer::new(store.clone(), enforce_auth))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -209,8 +239,11 @@ pub async fn serve(
             orchestrator.clone(),
             closing.clone(),
         )))
+        .add_service(TokenServiceServer::new(TokenApi::new(store.clone())))
+        .add_service(AuditServiceServer::new(AuditApi::new(store.clone())))
         .serve_with_incoming_shutdown(without_delay(listener), signal)
         .await;
+    audit_trimming.abort();
     orchestrator.shutdown().await;
     node_agent.leave().await;
     store.close().await?;
@@ -266,5 +299,23 @@ fn without_delay(
             tracing::debug!(%error, "could not turn off Nagle's algorithm on a connection");
         }
         Ok(stream)
+    })
+}
+
+/// Deletes audit records older than `retention_days`, at start and hourly.
+fn spawn_audit_trimming(store: Store, retention_days: u64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let retention =
+            i64::try_from(retention_days.saturating_mul(86_400_000_000)).unwrap_or(i64::MAX);
+        let mut ticks = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            ticks.tick().await;
+            let before = crate::domain::now().0.saturating_sub(retention);
+            match store.trim_audit(before).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "trimmed the audit trail"),
+                Err(error) => tracing::warn!(%error, "could not trim the audit trail"),
+            }
+        }
     })
 }

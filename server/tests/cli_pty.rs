@@ -11,9 +11,11 @@ use slipway_sdk::proto::Stage;
 async fn run_in_the_foreground_shows_stages_and_logs_and_ctrl_c_stops_it() {
     let harness = Harness::start().await;
     let url = harness.url();
+    let token_file = harness.token_file.clone();
     let session = tokio::task::spawn_blocking(move || {
         let mut command = std::process::Command::new(SLIPWAY);
         command
+            .env("SLIPWAY_TOKEN_FILE", &token_file)
             .args(["--server", &url, "run", "--name", "foreground", "--"])
             .args([
                 "sh",
@@ -69,9 +71,10 @@ async fn run_in_the_foreground_shows_stages_and_logs_and_ctrl_c_stops_it() {
 
 /// Runs `slipway ARGUMENTS` in a pseudo-terminal against `url` and returns all
 /// it printed.
-fn in_a_terminal(url: &str, arguments: &[&str]) -> String {
+fn in_a_terminal(url: &str, token_file: &std::path::Path, arguments: &[&str]) -> String {
     let mut command = std::process::Command::new(SLIPWAY);
     command
+        .env("SLIPWAY_TOKEN_FILE", token_file)
         .args(["--server", url])
         .args(arguments)
         .env("NO_COLOR", "1");
@@ -125,11 +128,12 @@ async fn a_workloads_escape_sequences_are_shown_escaped_on_a_terminal_and_raw_wi
     .await;
 
     let url = harness.url();
+    let token_file = harness.token_file.clone();
     let id = workload_id.clone();
     let (escaped, raw) = tokio::task::spawn_blocking(move || {
         (
-            in_a_terminal(&url, &["logs", &id]),
-            in_a_terminal(&url, &["logs", "--raw", &id]),
+            in_a_terminal(&url, &token_file, &["logs", &id]),
+            in_a_terminal(&url, &token_file, &["logs", "--raw", &id]),
         )
     })
     .await
@@ -156,9 +160,11 @@ async fn a_workloads_escape_sequences_are_shown_escaped_on_a_terminal_and_raw_wi
 async fn run_in_the_foreground_shows_escape_sequences_escaped() {
     let harness = Harness::start().await;
     let url = harness.url();
+    let token_file = harness.token_file.clone();
     let shown = tokio::task::spawn_blocking(move || {
         let mut command = std::process::Command::new(SLIPWAY);
         command
+            .env("SLIPWAY_TOKEN_FILE", &token_file)
             .args(["--server", &url, "run", "--name", "escapes", "--"])
             .args([
                 "sh",

@@ -38,8 +38,10 @@ pub fn port_range() -> std::ops::RangeInclusive<u16> {
 
 /// A running server and a client connected to it.
 pub struct TestServer {
+    /// A client with the admin token.
     pub client: Client,
     pub address: SocketAddr,
+    admin_token: String,
     data: TempDir,
     root: TempDir,
     config: ServeConfig,
@@ -66,6 +68,7 @@ impl TestServer {
         if let Ok(admin_url) = std::env::var("SLIPWAY_TEST_POSTGRES_URL") {
             config.database_url = Some(postgres_database(&admin_url).await);
         }
+        config.admin_token_file = Some(write_admin_token(data.path()));
         adjust(&mut config);
         Self::launch(data, root, config).await
     }
@@ -79,18 +82,47 @@ impl TestServer {
         let task = tokio::spawn(server::serve(config.clone(), listener, async move {
             let _ = signal.await;
         }));
-        let client = Client::connect(format!("http://{address}"))
+        let admin_token = match &config.admin_token_file {
+            Some(file) => std::fs::read_to_string(file).expect("read the admin token file"),
+            // The server writes its bootstrap token at start.
+            None => read_when_written(&config.data_dir.join("admin.token")).await,
+        };
+        let client = Client::builder(format!("http://{address}"))
+            .token(admin_token.trim())
+            .connect()
             .await
             .expect("connect");
         TestServer {
             client,
             address,
+            admin_token: admin_token.trim().to_owned(),
             data,
             root,
             config,
             shutdown: Some(shutdown),
             task: Some(task),
         }
+    }
+
+    /// The admin token the client uses.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// A new client of this server presenting `token`.
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        Client::builder(format!("http://{}", self.address))
+            .token(token)
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// A new client of this server without credentials.
+    pub async fn client_without_token(&self) -> Client {
+        Client::connect(format!("http://{}", self.address))
+            .await
+            .expect("connect")
     }
 
     /// The URL of the server's database (to look at it directly in a test).
@@ -312,6 +344,45 @@ impl TestServer {
             .await
             .expect("line seen in time");
         seen
+    }
+}
+
+/// Writes a new admin token to `dir/admin.token` (0600) and returns the
+/// file's path, for `--admin-token-file`: the server makes it an admin token
+/// at start, so the test knows it before the server runs.
+pub fn write_admin_token(dir: &Path) -> PathBuf {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let path = dir.join("admin.token");
+    if path.exists() {
+        return path;
+    }
+    let token = slipway_server::access::NewToken::generate().expect("random token");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .expect("create the admin token file");
+    file.write_all(token.token.as_bytes())
+        .expect("write the admin token file");
+    path
+}
+
+/// The contents of `path` once it exists and is not empty, within [`PATIENCE`].
+pub async fn read_when_written(path: &Path) -> String {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.trim().is_empty()
+        {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} was not written in time",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -11,8 +11,10 @@ use slipway_sdk::Client;
 
 /// A server process on `127.0.0.1:0` with the given data and root directories.
 pub struct ServerProcess {
+    /// A client with the admin token.
     pub client: Client,
     pub address: SocketAddr,
+    admin_token: String,
     child: Child,
 }
 
@@ -48,9 +50,17 @@ impl ServerProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> ServerProcess {
+        // A fixed admin token next to the data directory, so that the client
+        // has it before the server runs and keeps it across restarts.
+        let token_dir = data_dir.parent().unwrap_or(data_dir);
+        std::fs::create_dir_all(token_dir).expect("token directory");
+        let token_file = crate::write_admin_token(token_dir);
+        let token = std::fs::read_to_string(&token_file).expect("read the admin token");
         let mut child = Command::new(binary)
             .envs(env.iter().copied())
             .args(["--listen", "127.0.0.1:0", "--port-range", port_range])
+            .arg("--admin-token-file")
+            .arg(&token_file)
             .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
@@ -76,14 +86,31 @@ impl ServerProcess {
         })
         .await
         .expect("address");
-        let client = Client::connect(format!("http://{address}"))
+        let client = Client::builder(format!("http://{address}"))
+            .token(token.trim())
+            .connect()
             .await
             .expect("connect");
         ServerProcess {
             client,
             address,
+            admin_token: token.trim().to_owned(),
             child,
         }
+    }
+
+    /// The admin token the client uses.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// A new client of this server presenting `token`.
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        Client::builder(format!("http://{}", self.address))
+            .token(token)
+            .connect()
+            .await
+            .expect("connect")
     }
 
     /// The peak resident memory of the server process so far, in KiB (VmHWM).

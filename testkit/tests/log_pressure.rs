@@ -71,9 +71,7 @@ async fn slow_followers_never_cost_a_line_or_fail_the_fast_ones() {
         // Each follower is a client of its own (its own HTTP/2 connection), as
         // separate processes would be: on one shared connection the unread data
         // of slow streams would hold the connection's flow-control window.
-        let client = slipway_sdk::Client::connect(format!("http://{}", server.address))
-            .await
-            .expect("connect");
+        let client = server.client_with_token(server.admin_token()).await;
         let request = follow(&workload.id);
         let slow = index < SLOW_FOLLOWERS;
         let mut stopped = slow_stopped.clone();

@@ -236,11 +236,25 @@ async fn a_workload_addressed_through_another_deployment_is_not_found() {
         )
         .await
         .expect("other deployment");
-    let mut raw = slipway_sdk::proto::workload_service_client::WorkloadServiceClient::connect(
-        format!("http://{}", server.address),
-    )
-    .await
-    .expect("raw client");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.address))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("raw channel");
+    let authorization: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", server.admin_token())
+            .parse()
+            .expect("header value");
+    let mut raw =
+        slipway_sdk::proto::workload_service_client::WorkloadServiceClient::with_interceptor(
+            channel,
+            move |mut request: tonic::Request<()>| {
+                request
+                    .metadata_mut()
+                    .insert("authorization", authorization.clone());
+                Ok(request)
+            },
+        );
     let status = raw
         .start_workload(slipway_sdk::proto::StartWorkloadRequest {
             workload_id: workload.id.clone(),

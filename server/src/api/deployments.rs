@@ -8,10 +8,13 @@ use slipway::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{
-    convert,
+    convert, scope,
     status::{invalid_argument, to_status},
 };
-use crate::orchestrator::{NewDeployment, Orchestrator};
+use crate::{
+    access::{self, AuditNote},
+    orchestrator::{NewDeployment, Orchestrator},
+};
 
 pub struct DeploymentApi {
     orchestrator: Orchestrator,
@@ -29,6 +32,16 @@ impl DeploymentService for DeploymentApi {
         &self,
         request: Request<CreateDeploymentRequest>,
     ) -> Result<Response<Deployment>, Status> {
+        let caller = access::caller(&request)?;
+        let note = request.extensions().get::<AuditNote>().cloned();
+        let parameters = audit_parameters(request.get_ref());
+        let noted = |target: &str| {
+            if let Some(note) = &note {
+                note.set(target, parameters.clone());
+            }
+        };
+        noted("");
+        caller.check_project(&request.get_ref().project)?;
         let new = NewDeployment::try_from(request.into_inner())
             .map_err(|violations| invalid_argument(&violations))?;
         let deployment = self
@@ -36,6 +49,7 @@ impl DeploymentService for DeploymentApi {
             .create_deployment(new)
             .await
             .map_err(to_status)?;
+        noted(&deployment.id.to_string());
         Ok(Response::new(deployment.into()))
     }
 
@@ -43,8 +57,10 @@ impl DeploymentService for DeploymentApi {
         &self,
         request: Request<GetDeploymentRequest>,
     ) -> Result<Response<Deployment>, Status> {
+        let caller = access::caller(&request)?;
         let id = convert::deployment_id("id", &request.into_inner().id)
             .map_err(|violations| invalid_argument(&violations))?;
+        scope::check_deployment(&caller, &self.orchestrator, &id).await?;
         let deployment = self
             .orchestrator
             .get_deployment(&id)
@@ -57,7 +73,11 @@ impl DeploymentService for DeploymentApi {
         &self,
         request: Request<ListDeploymentsRequest>,
     ) -> Result<Response<ListDeploymentsResponse>, Status> {
+        let caller = access::caller(&request)?;
         let request = request.into_inner();
+        if !request.project.is_empty() {
+            caller.check_project(&request.project)?;
+        }
         let cursor = super::decode_page_token(&request.page_token)?;
         let limit = super::page_size(request.page_size);
         let project = Some(request.project.as_str()).filter(|project| !project.is_empty());
@@ -75,6 +95,9 @@ impl DeploymentService for DeploymentApi {
         } else {
             String::new()
         };
+        // A project-limited caller sees its projects' deployments only (a page
+        // may then hold fewer than asked for; the token still leads on).
+        deployments.retain(|deployment| caller.may_see(&deployment.project));
         Ok(Response::new(ListDeploymentsResponse {
             deployments: deployments.into_iter().map(Into::into).collect(),
             next_page_token,
@@ -85,8 +108,12 @@ impl DeploymentService for DeploymentApi {
         &self,
         request: Request<DeleteDeploymentRequest>,
     ) -> Result<Response<DeleteDeploymentResponse>, Status> {
-        let id = convert::deployment_id("id", &request.into_inner().id)
+        let caller = access::caller(&request)?;
+        let wire_id = request.get_ref().id.clone();
+        access::note(&request, &wire_id, serde_json::json!({ "id": wire_id }));
+        let id = convert::deployment_id("id", &wire_id)
             .map_err(|violations| invalid_argument(&violations))?;
+        scope::check_deployment(&caller, &self.orchestrator, &id).await?;
         let deleted = self
             .orchestrator
             .delete_deployment(&id)
@@ -96,4 +123,23 @@ impl DeploymentService for DeploymentApi {
             deleted_workload_ids: deleted.into_iter().map(|id| id.to_string()).collect(),
         }))
     }
+}
+
+/// What the audit trail keeps of a CreateDeployment: never a value of the
+/// environment or of a secret, only their names.
+fn audit_parameters(request: &CreateDeploymentRequest) -> serde_json::Value {
+    let spec = request.spec.as_ref();
+    let names = |map: Option<&std::collections::HashMap<String, String>>| {
+        let mut names: Vec<&String> = map.map(|map| map.keys().collect()).unwrap_or_default();
+        names.sort();
+        serde_json::json!(names)
+    };
+    serde_json::json!({
+        "name": request.name,
+        "project": request.project,
+        "service_path": request.service_path,
+        "command": spec.map(|spec| spec.command.clone()).unwrap_or_default(),
+        "env_names": names(spec.map(|spec| &spec.env)),
+        "secret_env_names": names(spec.map(|spec| &spec.secret_env)),
+    })
 }

@@ -1,12 +1,15 @@
 //! The gRPC API: thin tonic handlers that decode, validate, call the orchestrator,
 //! encode and map errors.
 
+mod access;
 mod convert;
 mod deployments;
 mod nodes;
+mod scope;
 mod status;
 mod workloads;
 
+pub use access::{AuditApi, TokenApi};
 pub use deployments::DeploymentApi;
 pub use nodes::NodeApi;
 pub use status::ERROR_DOMAIN;

@@ -15,9 +15,11 @@ use tonic::{Request, Response, Status};
 
 use super::{
     convert,
+    scope::{self, ProjectFilter},
     status::{invalid_argument, operation_failed, to_status},
 };
 use crate::{
+    access::{self, Caller},
     domain::{FieldViolation, Operation},
     orchestrator::{LogQuery, Orchestrator, Progress, WatchItem},
     store::{EventFilter, WorkloadFilter},
@@ -54,6 +56,7 @@ impl WorkloadApi {
 
     async fn operation(
         &self,
+        caller: &Caller,
         workload_id: &str,
         deployment_id: &str,
         operation: Operation,
@@ -63,6 +66,7 @@ impl WorkloadApi {
         let id = convert::workload_id("workload_id", workload_id).map_err(bad)?;
         let deployment =
             convert::optional_deployment_id("deployment_id", deployment_id).map_err(bad)?;
+        scope::check_workload(caller, &self.orchestrator, &id).await?;
         let progress = self
             .orchestrator
             .operate(&id, deployment.as_ref(), operation, grace)
@@ -101,13 +105,19 @@ impl WorkloadService for WorkloadApi {
         &self,
         request: Request<CreateWorkloadRequest>,
     ) -> Result<Response<Workload>, Status> {
-        let id = convert::deployment_id("deployment_id", &request.into_inner().deployment_id)
+        let caller = access::caller(&request)?;
+        let deployment_id = request.get_ref().deployment_id.clone();
+        let parameters = serde_json::json!({ "deployment_id": deployment_id });
+        access::note(&request, &deployment_id, parameters.clone());
+        let id = convert::deployment_id("deployment_id", &deployment_id)
             .map_err(|violations| invalid_argument(&violations))?;
+        scope::check_deployment(&caller, &self.orchestrator, &id).await?;
         let workload = self
             .orchestrator
             .create_workload(&id)
             .await
             .map_err(to_status)?;
+        access::note(&request, &workload.id.to_string(), parameters);
         Ok(Response::new(workload.into()))
     }
 
@@ -115,8 +125,16 @@ impl WorkloadService for WorkloadApi {
         &self,
         request: Request<StartWorkloadRequest>,
     ) -> Result<Response<Self::StartWorkloadStream>, Status> {
+        let caller = access::caller(&request)?;
+        let wire = request.get_ref();
+        access::note(
+            &request,
+            &wire.workload_id,
+            serde_json::json!({"workload_id": wire.workload_id, "deployment_id": wire.deployment_id}),
+        );
         let request = request.into_inner();
         self.operation(
+            &caller,
             &request.workload_id,
             &request.deployment_id,
             Operation::Start,
@@ -129,11 +147,19 @@ impl WorkloadService for WorkloadApi {
         &self,
         request: Request<StopWorkloadRequest>,
     ) -> Result<Response<Self::StopWorkloadStream>, Status> {
+        let caller = access::caller(&request)?;
+        let wire = request.get_ref();
+        access::note(
+            &request,
+            &wire.workload_id,
+            serde_json::json!({"workload_id": wire.workload_id, "deployment_id": wire.deployment_id}),
+        );
         let request = request.into_inner();
         let grace = request
             .grace_period_seconds
             .map(|seconds| Duration::from_secs(seconds.into()));
         self.operation(
+            &caller,
             &request.workload_id,
             &request.deployment_id,
             Operation::Stop,
@@ -146,8 +172,16 @@ impl WorkloadService for WorkloadApi {
         &self,
         request: Request<RestartWorkloadRequest>,
     ) -> Result<Response<Self::RestartWorkloadStream>, Status> {
+        let caller = access::caller(&request)?;
+        let wire = request.get_ref();
+        access::note(
+            &request,
+            &wire.workload_id,
+            serde_json::json!({"workload_id": wire.workload_id, "deployment_id": wire.deployment_id}),
+        );
         let request = request.into_inner();
         self.operation(
+            &caller,
             &request.workload_id,
             &request.deployment_id,
             Operation::Restart,
@@ -160,8 +194,10 @@ impl WorkloadService for WorkloadApi {
         &self,
         request: Request<GetWorkloadRequest>,
     ) -> Result<Response<Workload>, Status> {
+        let caller = access::caller(&request)?;
         let id = convert::workload_id("workload_id", &request.into_inner().workload_id)
             .map_err(|violations| invalid_argument(&violations))?;
+        scope::check_workload(&caller, &self.orchestrator, &id).await?;
         let workload = self
             .orchestrator
             .get_workload(&id)
@@ -174,6 +210,7 @@ impl WorkloadService for WorkloadApi {
         &self,
         request: Request<ListWorkloadsRequest>,
     ) -> Result<Response<ListWorkloadsResponse>, Status> {
+        let projects = ProjectFilter::new(access::caller(&request)?, self.orchestrator.clone());
         let request = request.into_inner();
         let mut violations = Vec::new();
         let deployment_id =
@@ -209,8 +246,14 @@ impl WorkloadService for WorkloadApi {
             )
             .await
             .map_err(to_status)?;
+        let mut workloads = Vec::with_capacity(page.workloads.len());
+        for workload in page.workloads {
+            if projects.allows(&workload.deployment_id).await {
+                workloads.push(workload.into());
+            }
+        }
         Ok(Response::new(ListWorkloadsResponse {
-            workloads: page.workloads.into_iter().map(Into::into).collect(),
+            workloads,
             next_page_token: page
                 .next
                 .as_ref()
@@ -224,8 +267,16 @@ impl WorkloadService for WorkloadApi {
         &self,
         request: Request<DeleteWorkloadRequest>,
     ) -> Result<Response<DeleteWorkloadResponse>, Status> {
-        let id = convert::workload_id("workload_id", &request.into_inner().workload_id)
+        let caller = access::caller(&request)?;
+        let wire_id = request.get_ref().workload_id.clone();
+        access::note(
+            &request,
+            &wire_id,
+            serde_json::json!({ "workload_id": wire_id }),
+        );
+        let id = convert::workload_id("workload_id", &wire_id)
             .map_err(|violations| invalid_argument(&violations))?;
+        scope::check_workload(&caller, &self.orchestrator, &id).await?;
         self.orchestrator
             .delete_workload(&id)
             .await
@@ -237,9 +288,11 @@ impl WorkloadService for WorkloadApi {
         &self,
         request: Request<GetLogsRequest>,
     ) -> Result<Response<GetLogsResponse>, Status> {
+        let caller = access::caller(&request)?;
         let request = request.into_inner();
         let id = convert::workload_id("workload_id", &request.workload_id)
             .map_err(|violations| invalid_argument(&violations))?;
+        scope::check_workload(&caller, &self.orchestrator, &id).await?;
         let limit = match u64::from(request.limit) {
             0 => DEFAULT_LOG_PAGE,
             limit => limit.min(MAX_LOG_PAGE),
@@ -262,9 +315,11 @@ impl WorkloadService for WorkloadApi {
         &self,
         request: Request<StreamLogsRequest>,
     ) -> Result<Response<Self::StreamLogsStream>, Status> {
+        let caller = access::caller(&request)?;
         let request = request.into_inner();
         let id = convert::workload_id("workload_id", &request.workload_id)
             .map_err(|violations| invalid_argument(&violations))?;
+        scope::check_workload(&caller, &self.orchestrator, &id).await?;
         let filter =
             convert::log_filter(&request).map_err(|violations| invalid_argument(&violations))?;
         let query = LogQuery {
@@ -289,6 +344,7 @@ impl WorkloadService for WorkloadApi {
         &self,
         request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let projects = ProjectFilter::new(access::caller(&request)?, self.orchestrator.clone());
         let request = request.into_inner();
         let mut violations = Vec::new();
         let deployment_id =
@@ -326,6 +382,21 @@ impl WorkloadService for WorkloadApi {
             .watch_events(request.since_revision, filter, interval)
             .await
             .map_err(to_status)?;
+        // A project-limited watcher sees its projects' events only (bookmarks
+        // and errors pass).
+        let events = events.filter(move |item| {
+            let projects = projects.clone();
+            let deployment_id = match item {
+                Ok(WatchItem::Event(event)) => Some(event.deployment_id.clone()),
+                _ => None,
+            };
+            async move {
+                match deployment_id {
+                    Some(deployment_id) => projects.allows(&deployment_id).await,
+                    None => true,
+                }
+            }
+        });
         let events = events.map(|item| {
             item.map(|item| match item {
                 WatchItem::Event(event) => (*event).into(),

@@ -40,6 +40,57 @@ pub struct GlobalOptions {
     pub output: OutputFormat,
 }
 
+/// `slipway token …`: admin tokens only.
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token; prints it once (the server keeps only its hash).
+    #[command(after_help = "Examples:
+  slipway token create --name ci --role operator --project web --expires-in 30d
+  slipway token create --name dashboard --role viewer")]
+    Create {
+        /// A name for people (shown in the audit trail).
+        #[arg(long)]
+        name: String,
+        /// viewer (read and stream), operator (also start, stop, create, delete)
+        /// or admin (everything, tokens and audit too).
+        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+        /// A project the token may act on; repeat for more. None: every project.
+        #[arg(long = "project")]
+        projects: Vec<String>,
+        /// Expires after this long (`12h`, `30d`); by default never.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// List tokens (never the tokens themselves).
+    Ls,
+    /// Revoke a token: calls with it are refused from then on.
+    Revoke {
+        /// The token's id (from `slipway token ls`).
+        id: String,
+    },
+}
+
+/// `slipway audit`: admin tokens only.
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Only records since a duration ago (`1h`, `2d`) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only this actor: a token's name or id, `local`, or a peer address.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this action, like StartWorkload.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only this target: a deployment, workload or token id.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// At most this many records, newest first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
 /// How a workload's control characters (ANSI escapes, carriage returns) are
 /// printed.
 #[derive(Args, Debug, Clone, Copy, Default)]
@@ -57,6 +108,16 @@ pub struct ControlCharArgs {
 /// The client commands.
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
+    /// Manage access tokens (admin).
+    #[command(subcommand)]
+    Token(TokenCommand),
+
+    /// Show the audit trail of mutating calls (admin).
+    #[command(after_help = "Examples:
+  slipway audit --since 1h
+  slipway audit --actor ci --action StartWorkload -o json")]
+    Audit(AuditArgs),
+
     /// Create a deployment and a workload of it, and start it.
     ///
     /// In the foreground it shows each stage as it happens, then follows the logs;

@@ -163,6 +163,14 @@ fn server_hint(error: &SdkError, operation: Option<&str>) -> Option<String> {
             "its whole output: slipway logs {}",
             super::output::short_id(&failure.workload_id)
         )),
+        SdkError::Unauthenticated { .. } => Some(
+            "give a token with --token or SLIPWAY_TOKEN (or --token-file); the server's first admin token is in DATA_DIR/admin.token"
+                .to_owned(),
+        ),
+        SdkError::PermissionDenied { .. } => Some(
+            "the token's role or projects do not allow this; ask an admin (slipway token create)"
+                .to_owned(),
+        ),
         SdkError::AlreadyExists { .. } => {
             Some("pick another --name, or remove it with `slipway deployment rm`".to_owned())
         }

@@ -171,7 +171,7 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CliE
 }
 
 /// `1h30m` → 5400; `None` unless the text is one or more NUMBER UNIT pairs.
-fn parse_duration_seconds(text: &str) -> Option<i64> {
+pub fn parse_duration_seconds(text: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut number = String::new();
     let mut seen_unit = false;

@@ -4,6 +4,7 @@
 //! operations) failed; 2 the command line is wrong (also an ambiguous id prefix);
 //! 3 a workload or deployment was not found; 130 a foreground `run` ended by Ctrl-C.
 
+mod access;
 mod args;
 mod control;
 mod deploy;
@@ -34,7 +35,7 @@ pub const AFTER_HELP: &str = "Exit codes: 0 ok, 1 failed (or one of several oper
 IDs: a full workload id, a unique prefix of one (the 12-digit short ID is enough), \
 or a deployment name.
 
-Environment: SLIPWAY_SERVER (--server), NO_COLOR (no colour even on a terminal).";
+Environment: SLIPWAY_SERVER (--server), SLIPWAY_TOKEN (--token), SLIPWAY_TOKEN_FILE (--token-file), NO_COLOR (no colour even on a terminal).";
 
 /// Runs a client command; `root_command` builds the whole command line (for completions).
 pub async fn execute(
@@ -107,6 +108,8 @@ async fn dispatch(
         ClientCommand::Node(args::NodeCommand::Inspect { node }) => {
             nodes::inspect(client, printer, &node).await
         }
+        ClientCommand::Token(token_command) => access::token(client, printer, token_command).await,
+        ClientCommand::Audit(audit_args) => access::audit(client, printer, audit_args).await,
         ClientCommand::Completion(_) => Ok(EXIT_OK),
     }
 }

@@ -1,5 +1,6 @@
 //! The schema, as one migration set that runs on SQLite and PostgreSQL.
 
+mod access;
 mod integrity;
 mod nodes;
 mod warnings;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(integrity::AddIntegrity),
             Box::new(warnings::AddWorkloadWarnings),
             Box::new(nodes::AddNodes),
+            Box::new(access::AddAccess),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Persistence: deployments, workloads, log lines and events, through sea-orm, on
 //! SQLite (WAL, the embedded default) or PostgreSQL with the same code.
 
+mod access;
 mod convert;
 mod entities;
 mod events;
@@ -22,6 +23,7 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::domain::DeploymentId;
 
+pub use access::{AuditFilter, AuditRow, TokenRow};
 pub use events::EventFilter;
 pub use space::is_transient;
 pub use state::{StateWrite, WorkloadFilter, WorkloadPage};

@@ -33,6 +33,8 @@ fn port_range() -> std::ops::RangeInclusive<u16> {
 /// A running server, a client on it, and a way to run the CLI against it.
 pub struct Harness {
     pub client: Client,
+    /// The admin token, in a file: `SLIPWAY_TOKEN_FILE` of the CLI runs.
+    pub token_file: std::path::PathBuf,
     pub address: SocketAddr,
     _data: TempDir,
     root: TempDir,
@@ -47,6 +49,10 @@ impl Harness {
         let root = TempDir::new().expect("root dir");
         let mut config = ServeConfig::new(data.path().join("data"), root.path().to_path_buf());
         config.port_range = port_range();
+        let token_file = data.path().join("admin.token");
+        let token = slipway_server::access::NewToken::generate().expect("random token");
+        std::fs::write(&token_file, &token.token).expect("write the admin token");
+        config.admin_token_file = Some(token_file.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -55,11 +61,14 @@ impl Harness {
         let task = tokio::spawn(server::serve(config, listener, async move {
             let _ = signal.await;
         }));
-        let client = Client::connect(format!("http://{address}"))
+        let client = Client::builder(format!("http://{address}"))
+            .token(token.token)
+            .connect()
             .await
             .expect("connect");
         Harness {
             client,
+            token_file,
             address,
             _data: data,
             root,
@@ -84,6 +93,7 @@ impl Harness {
         command
             .args(arguments)
             .env("SLIPWAY_SERVER", self.url())
+            .env("SLIPWAY_TOKEN_FILE", &self.token_file)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .kill_on_drop(true);

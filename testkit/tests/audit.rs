@@ -1,0 +1,126 @@
+//! The audit trail: every mutating call, with its actor, target, result and
+//! duration, and never a secret value; and the bootstrap admin token.
+
+use std::time::Duration;
+
+use slipway_sdk::{DeploymentBuilder, proto::ListAuditRequest};
+use slipway_testkit::{TestServer, read_when_written};
+
+const SECRET: &str = "s3cr3t-value-that-must-not-leak";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutating_calls_are_audited_without_secrets() {
+    let server = TestServer::start().await;
+    let (deployment, workload) = server
+        .deploy(
+            DeploymentBuilder::new("audited")
+                .service_path(".")
+                .command(["sleep", "30"])
+                .secret_env("API_KEY", SECRET),
+        )
+        .await;
+    server.start_workload(&workload.id).await;
+    server.stop_workload(&workload.id).await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let records = loop {
+        let records = server
+            .client
+            .list_audit(ListAuditRequest::default())
+            .await
+            .expect("audit");
+        let actions: Vec<&str> = records
+            .iter()
+            .map(|record| record.action.as_str())
+            .collect();
+        if [
+            "CreateDeployment",
+            "CreateWorkload",
+            "StartWorkload",
+            "StopWorkload",
+        ]
+        .iter()
+        .all(|action| actions.contains(action))
+        {
+            break records;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not audited: {actions:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let find = |action: &str| {
+        records
+            .iter()
+            .find(|record| record.action == action)
+            .unwrap_or_else(|| panic!("{action} audited"))
+    };
+    let created = find("CreateDeployment");
+    assert_eq!(created.actor, "admin");
+    assert!(!created.actor_id.is_empty());
+    assert_eq!(created.target, deployment.id);
+    assert_eq!(created.result, "OK");
+    assert!(
+        created.parameters.contains("API_KEY"),
+        "{}",
+        created.parameters
+    );
+    let started = find("StartWorkload");
+    assert_eq!(started.target, workload.id);
+    assert_eq!(started.result, "OK");
+    assert!(started.duration_micros > 0);
+    let everything = format!("{records:?}");
+    assert!(
+        !everything.contains(SECRET),
+        "a secret leaked into the audit trail"
+    );
+    assert!(
+        !everything.contains(server.admin_token()),
+        "the token leaked"
+    );
+
+    // Filters.
+    let only_start = server
+        .client
+        .list_audit(ListAuditRequest {
+            action: "StartWorkload".to_owned(),
+            target: workload.id.clone(),
+            actor: "admin".to_owned(),
+            ..ListAuditRequest::default()
+        })
+        .await
+        .expect("filtered");
+    assert_eq!(only_start.len(), 1, "{only_start:?}");
+    // Reads are not audited.
+    assert!(records.iter().all(|record| record.action != "GetWorkload"));
+    server.stop().await;
+}
+
+/// The first start without --admin-token-file writes an admin token to
+/// DATA_DIR/admin.token, 0600, and never logs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_start_writes_a_private_admin_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start_with(|config| config.admin_token_file = None).await;
+    let path = server.data_dir().join("admin.token");
+    let token = read_when_written(&path).await;
+    assert!(token.starts_with("slw_"), "{token}");
+    let mode = std::fs::metadata(&path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let tokens = server
+        .client
+        .list_tokens()
+        .await
+        .expect("the admin token works");
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].role, "admin");
+    // A restart keeps it and makes no other.
+    let server = server.restart().await;
+    assert_eq!(server.client.list_tokens().await.expect("list").len(), 1);
+    server.stop().await;
+}
