@@ -101,7 +101,9 @@ fn dirs() -> Dirs {
 async fn node_process(database_url: &str, name: &str, dirs: &Dirs, ports: &str) -> ServerProcess {
     ServerProcess::start_with_args(
         SERVER_PROCESS,
-        dirs.data.path(),
+        // Its own directory around the data directory: the admin token file
+        // goes next to it.
+        &dirs.data.path().join("data"),
         dirs.root.path(),
         ports,
         &[
@@ -136,10 +138,18 @@ async fn nodes_on_one_postgres_see_each_other_and_declare_a_silent_one_down() {
         node_process(&database_url, "node-b", &b_dirs, "3620-3639"),
         node_process(&database_url, "node-c", &c_dirs, "3640-3659"),
     );
-    // Every node answers for all three.
+    // Every node answers for all three, once all three have registered (a
+    // server prints its address before it registers).
     for server in [&a, &b, &c] {
-        let nodes = server.client.list_nodes(false).await.expect("nodes");
-        assert_eq!(nodes.len(), 3, "{nodes:?}");
+        let client = server.client.clone();
+        let nodes = until("three nodes registered", Duration::from_secs(20), || {
+            let client = client.clone();
+            async move {
+                let nodes = client.list_nodes(false).await.ok()?;
+                (nodes.len() == 3).then_some(nodes)
+            }
+        })
+        .await;
         assert!(nodes.iter().all(|node| state(node) == NodeState::Active));
         assert_eq!(nodes.iter().filter(|node| node.answering).count(), 1);
     }
