@@ -21,15 +21,17 @@ pub const DATA_DIR_MODE: u32 = 0o700;
 /// The mode of the database and its `-wal` and `-shm` files.
 pub const DATA_FILE_MODE: u32 = 0o600;
 
-/// Writes a new file only the user running Slipway may read (0600); fails if
-/// it exists.
+/// Writes `contents` to `path`, a file only the user running Slipway may read
+/// (0600; an existing file is replaced and tightened).
 pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let mut file = OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(DATA_FILE_MODE)
         .open(path)?;
+    file.set_permissions(Permissions::from_mode(DATA_FILE_MODE))?;
     file.write_all(contents)?;
     file.sync_all()
 }

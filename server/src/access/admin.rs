@@ -5,6 +5,7 @@ use std::{io, path::Path, time::Duration};
 
 use super::{NewToken, Role, parse_token};
 use crate::{
+    data_files,
     domain::now,
     store::{Store, StoreError, TokenRow},
 };
@@ -140,22 +141,11 @@ pub async fn bootstrap(
     )
     .await?;
     let path = data_dir.join("admin.token");
-    write_private(&path, &token).map_err(|source| TokenError::Io {
-        context: format!("writing the admin token to {}", path.display()),
-        source,
+    data_files::write_private(&path, format!("{token}\n").as_bytes()).map_err(|source| {
+        TokenError::Io {
+            context: format!("writing the admin token to {}", path.display()),
+            source,
+        }
     })?;
     Ok(Some(path))
-}
-
-/// Writes `token` to `path`, readable by the server's user only.
-fn write_private(path: &Path, token: &str) -> io::Result<()> {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(crate::data_files::DATA_FILE_MODE)
-        .open(path)?;
-    file.write_all(token.as_bytes())?;
-    file.write_all(b"\n")
 }
