@@ -12,6 +12,9 @@ use tonic::Streaming;
 use crate::Error;
 
 /// One message of an operation's progress.
+// Unboxed on purpose: a handful of these pass per operation, and callers match
+// on `Progress::Workload(workload)` directly.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
     /// A snapshot: the first one says the operation was accepted, then one per

@@ -211,6 +211,13 @@ impl DeploymentBuilder {
         self
     }
 
+    /// Runs the workloads only on nodes started with `--node-label KEY=VALUE`
+    /// (each call adds one label a node must carry).
+    pub fn node_selector(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.spec().node_selector.insert(key.into(), value.into());
+        self
+    }
+
     pub fn build(self) -> CreateDeploymentRequest {
         self.request
     }

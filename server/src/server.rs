@@ -137,6 +137,7 @@ pub async fn serve(
             .filter(|name| !name.is_empty())
             .collect(),
         default_user: config.process_user.clone(),
+        node_tag: Some(node_id.to_string()),
     };
     let process_runtime = tokio::task::spawn_blocking(move || {
         let containment = if use_cgroups {
@@ -159,7 +160,7 @@ pub async fn serve(
         Arc::new(process_runtime),
         Arc::new(DockerRuntime::with_publish_address(config.publish_address)),
     ];
-    let node_agent = NodeAgent::start(
+    let mut node_agent = NodeAgent::start(
         store.clone(),
         registration(&config, node_id, &listener, &runtimes),
     )
@@ -174,6 +175,7 @@ pub async fn serve(
         },
         log_max_line_bytes: config.log_max_line_bytes.max(1),
         event_retention: config.event_retention.max(1),
+        node_id: node_agent.node().registration.id.clone(),
     };
     // Returns at once: what an earlier run left unfinished is reconciled in the
     // background while the server answers.
@@ -184,6 +186,10 @@ pub async fn serve(
         settings,
     )
     .await?;
+
+    let letting_go = node_agent
+        .take_lost()
+        .map(|lost| tokio::spawn(let_go_when_lost(orchestrator.clone(), lost)));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -244,11 +250,30 @@ pub async fn serve(
         .serve_with_incoming_shutdown(without_delay(listener), signal)
         .await;
     audit_trimming.abort();
+    if let Some(letting_go) = letting_go {
+        letting_go.abort();
+    }
     orchestrator.shutdown().await;
     node_agent.leave().await;
     store.close().await?;
     tracing::info!("stopped");
     Ok(served?)
+}
+
+/// When this node learns it was declared lost: it kills every workload it ran
+/// (other nodes own them now, or will), writing nothing about them, and fails
+/// them over itself, before it registers again and may be given work.
+async fn let_go_when_lost(
+    orchestrator: Orchestrator,
+    mut lost: tokio::sync::mpsc::Receiver<node::Lost>,
+) {
+    while let Some(node::Lost { done }) = lost.recv().await {
+        orchestrator.abandon_all().await;
+        if let Err(error) = orchestrator.fail_over().await {
+            tracing::warn!(%error, "failing over this node's workloads failed");
+        }
+        let _ = done.send(());
+    }
 }
 
 /// What this node says about itself when it registers.

@@ -41,17 +41,17 @@ impl Fixture {
     }
 
     /// Commits `write` with an event of the deployment it concerns.
-    async fn commit(&self, write: StateWrite) -> Result<(), StoreError> {
+    async fn commit(&self, mut write: StateWrite) -> Result<(), StoreError> {
         let deployment_id = match &write {
             StateWrite::CreateDeployment(deployment) => deployment.id.clone(),
             StateWrite::DeleteDeployment(id) => id.clone(),
-            StateWrite::CreateWorkload(workload) | StateWrite::UpdateWorkload(workload) => {
-                workload.deployment_id.clone()
-            }
+            StateWrite::CreateWorkload(workload)
+            | StateWrite::UpdateWorkload(workload)
+            | StateWrite::ReassignWorkload { workload, .. } => workload.deployment_id.clone(),
             // The event's deployment is not checked; any id does.
             StateWrite::DeleteWorkload(_) => DeploymentId::generate(),
         };
-        let event = Event {
+        let mut event = Event {
             revision: self.revision.fetch_add(1, Ordering::SeqCst) + 1,
             timestamp: now(),
             kind: EventKind::DeploymentCreated,
@@ -60,7 +60,7 @@ impl Fixture {
             workload: None,
             message: "store test".to_owned(),
         };
-        self.store.commit(&write, &event).await
+        self.store.commit(&mut write, &mut event).await.map(|_| ())
     }
 
     async fn deployment(&self, secrets: &[(&str, &str)]) -> Deployment {

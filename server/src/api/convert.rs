@@ -194,6 +194,7 @@ impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
             stop_signal: Some(spec.stop_signal).filter(|signal| !signal.is_empty()),
             user: Some(spec.user).filter(|user| !user.is_empty()),
             max_open_files: spec.max_open_files.filter(|files| *files > 0),
+            node_selector: spec.node_selector.into_iter().collect(),
         })
     }
 }
@@ -360,6 +361,7 @@ impl From<DeploymentSpec> for proto::DeploymentSpec {
             stop_signal: spec.stop_signal.unwrap_or_default(),
             user: spec.user.unwrap_or_default(),
             max_open_files: spec.max_open_files,
+            node_selector: spec.node_selector.into_iter().collect(),
         }
     }
 }
@@ -408,6 +410,12 @@ impl From<domain::Workload> for proto::Workload {
             restart_count: workload.restart_count,
             next_restart_at: workload.next_restart_at.map(timestamp),
             warnings: workload.warnings,
+            node_id: workload
+                .node_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            owner_epoch: workload.owner_epoch,
+            pending_reason: workload.pending_reason.unwrap_or_default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod access;
 mod convert;
 mod deployments;
+mod forward;
 mod nodes;
 mod scope;
 mod status;

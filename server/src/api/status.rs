@@ -79,6 +79,9 @@ pub fn to_status(error: OrchestratorError) -> Status {
             Status::with_error_details(Code::OutOfRange, error.to_string(), details)
         }
         OrchestratorError::Unavailable(message) => Status::unavailable(message),
+        // Forwarded by the API; seen here only when forwarding is not possible.
+        OrchestratorError::Elsewhere { .. } => Status::unavailable(error.to_string()),
+        OrchestratorError::NoNodeFits { .. } => Status::failed_precondition(error.to_string()),
         OrchestratorError::Internal { context, source } => {
             tracing::error!(error = %source, context, "internal error");
             Status::internal(format!("internal error while {context}"))

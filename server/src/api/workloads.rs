@@ -15,13 +15,14 @@ use tonic::{Request, Response, Status};
 
 use super::{
     convert,
+    forward::{self, Forwarding, Peers},
     scope::{self, ProjectFilter},
     status::{invalid_argument, operation_failed, to_status},
 };
 use crate::{
     access::{self, Caller},
-    domain::{FieldViolation, Operation},
-    orchestrator::{LogQuery, Orchestrator, Progress, WatchItem},
+    domain::{FieldViolation, Node, Operation},
+    orchestrator::{LogQuery, Orchestrator, OrchestratorError, Progress, WatchItem},
     store::{EventFilter, WorkloadFilter},
 };
 
@@ -33,6 +34,8 @@ const MAX_LOG_PAGE: u64 = 10_000;
 
 pub struct WorkloadApi {
     orchestrator: Orchestrator,
+    /// The other nodes, for calls on the workloads they own.
+    peers: Peers,
     /// Cancelled when the server shuts down: long streams end then.
     closing: CancellationToken,
 }
@@ -50,13 +53,16 @@ impl WorkloadApi {
     pub fn new(orchestrator: Orchestrator, closing: CancellationToken) -> Self {
         Self {
             orchestrator,
+            peers: Peers::default(),
             closing,
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn operation(
         &self,
         caller: &Caller,
+        forwarding: &Forwarding,
         workload_id: &str,
         deployment_id: &str,
         operation: Operation,
@@ -67,11 +73,34 @@ impl WorkloadApi {
         let deployment =
             convert::optional_deployment_id("deployment_id", deployment_id).map_err(bad)?;
         scope::check_workload(caller, &self.orchestrator, &id).await?;
-        let progress = self
+        let operated = self
             .orchestrator
-            .operate(&id, deployment.as_ref(), operation, grace)
-            .await
-            .map_err(to_status)?;
+            .operate_placed(
+                &id,
+                deployment.as_ref(),
+                operation,
+                grace,
+                forwarding.placement.clone(),
+            )
+            .await;
+        let progress = match operated {
+            Err(OrchestratorError::Elsewhere {
+                node, placement, ..
+            }) if !forwarding.forwarded => {
+                return self
+                    .forward_operation(
+                        forwarding,
+                        &node,
+                        placement.as_deref(),
+                        workload_id,
+                        deployment_id,
+                        operation,
+                        grace,
+                    )
+                    .await;
+            }
+            other => other.map_err(to_status)?,
+        };
         let messages = progress.into_stream().filter_map(move |item| {
             let message = match item {
                 Progress::Workload(workload) => Some(Ok(Update::Workload((*workload).into()))),
@@ -90,6 +119,62 @@ impl WorkloadApi {
             }))
         });
         Ok(Response::new(until_closing(messages, &self.closing)))
+    }
+}
+
+impl WorkloadApi {
+    /// Sends a start, stop or restart on to `node`, and hands its progress
+    /// stream back unchanged.
+    #[allow(clippy::too_many_arguments)]
+    async fn forward_operation(
+        &self,
+        forwarding: &Forwarding,
+        node: &Node,
+        placement: Option<&str>,
+        workload_id: &str,
+        deployment_id: &str,
+        operation: Operation,
+        grace: Option<Duration>,
+    ) -> Result<Response<BoxStream<WorkloadProgress>>, Status> {
+        let mut client = self.peers.workloads(node)?;
+        let workload_id = workload_id.to_owned();
+        let deployment_id = deployment_id.to_owned();
+        let answer = match operation {
+            Operation::Start => {
+                let message = StartWorkloadRequest {
+                    workload_id,
+                    deployment_id,
+                };
+                client
+                    .start_workload(forwarding.request(message, placement))
+                    .await
+            }
+            Operation::Stop => {
+                let message = StopWorkloadRequest {
+                    workload_id,
+                    deployment_id,
+                    grace_period_seconds: grace
+                        .map(|grace| u32::try_from(grace.as_secs()).unwrap_or(u32::MAX)),
+                };
+                client
+                    .stop_workload(forwarding.request(message, placement))
+                    .await
+            }
+            Operation::Restart => {
+                let message = RestartWorkloadRequest {
+                    workload_id,
+                    deployment_id,
+                };
+                client
+                    .restart_workload(forwarding.request(message, placement))
+                    .await
+            }
+        };
+        let stream = answer.map_err(|status| forward::unreachable(node, status))?;
+        Ok(Response::new(until_closing(
+            stream.into_inner(),
+            &self.closing,
+        )))
     }
 }
 
@@ -132,9 +217,11 @@ impl WorkloadService for WorkloadApi {
             &wire.workload_id,
             serde_json::json!({"workload_id": wire.workload_id, "deployment_id": wire.deployment_id}),
         );
+        let forwarding = Forwarding::of(request.metadata());
         let request = request.into_inner();
         self.operation(
             &caller,
+            &forwarding,
             &request.workload_id,
             &request.deployment_id,
             Operation::Start,
@@ -154,12 +241,14 @@ impl WorkloadService for WorkloadApi {
             &wire.workload_id,
             serde_json::json!({"workload_id": wire.workload_id, "deployment_id": wire.deployment_id}),
         );
+        let forwarding = Forwarding::of(request.metadata());
         let request = request.into_inner();
         let grace = request
             .grace_period_seconds
             .map(|seconds| Duration::from_secs(seconds.into()));
         self.operation(
             &caller,
+            &forwarding,
             &request.workload_id,
             &request.deployment_id,
             Operation::Stop,
@@ -179,9 +268,11 @@ impl WorkloadService for WorkloadApi {
             &wire.workload_id,
             serde_json::json!({"workload_id": wire.workload_id, "deployment_id": wire.deployment_id}),
         );
+        let forwarding = Forwarding::of(request.metadata());
         let request = request.into_inner();
         self.operation(
             &caller,
+            &forwarding,
             &request.workload_id,
             &request.deployment_id,
             Operation::Restart,
@@ -277,10 +368,20 @@ impl WorkloadService for WorkloadApi {
         let id = convert::workload_id("workload_id", &wire_id)
             .map_err(|violations| invalid_argument(&violations))?;
         scope::check_workload(&caller, &self.orchestrator, &id).await?;
-        self.orchestrator
-            .delete_workload(&id)
-            .await
-            .map_err(to_status)?;
+        let forwarding = Forwarding::of(request.metadata());
+        match self.orchestrator.delete_workload(&id).await {
+            Err(OrchestratorError::Elsewhere { node, .. }) if !forwarding.forwarded => {
+                let message = DeleteWorkloadRequest {
+                    workload_id: wire_id,
+                };
+                self.peers
+                    .workloads(&node)?
+                    .delete_workload(forwarding.request(message, None))
+                    .await
+                    .map_err(|status| forward::unreachable(&node, status))?;
+            }
+            other => other.map_err(to_status)?,
+        }
         Ok(Response::new(DeleteWorkloadResponse {}))
     }
 
@@ -316,12 +417,30 @@ impl WorkloadService for WorkloadApi {
         request: Request<StreamLogsRequest>,
     ) -> Result<Response<Self::StreamLogsStream>, Status> {
         let caller = access::caller(&request)?;
+        let forwarding = Forwarding::of(request.metadata());
         let request = request.into_inner();
         let id = convert::workload_id("workload_id", &request.workload_id)
             .map_err(|violations| invalid_argument(&violations))?;
         scope::check_workload(&caller, &self.orchestrator, &id).await?;
         let filter =
             convert::log_filter(&request).map_err(|violations| invalid_argument(&violations))?;
+        // Only the owner knows when its next line is stored: a follower reads there.
+        if request.follow && !forwarding.forwarded {
+            if let Err(OrchestratorError::Elsewhere { node, .. }) =
+                self.orchestrator.route_to_owner(&id).await
+            {
+                let stream = self
+                    .peers
+                    .workloads(&node)?
+                    .stream_logs(forwarding.request(request, None))
+                    .await
+                    .map_err(|status| forward::unreachable(&node, status))?;
+                return Ok(Response::new(until_closing(
+                    stream.into_inner(),
+                    &self.closing,
+                )));
+            }
+        }
         let query = LogQuery {
             from_seq: request.from_seq,
             tail: request.tail.map(u64::from),

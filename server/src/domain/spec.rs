@@ -112,6 +112,10 @@ pub struct DeploymentSpec {
     /// RLIMIT_NOFILE (soft and hard) of the workload's processes; `None`: inherited.
     #[serde(default)]
     pub max_open_files: Option<u64>,
+    /// Labels a node must carry (`--node-label`) to run the workload; on a
+    /// shared database, placement picks only among the nodes that do.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
 }
 
 impl DeploymentSpec {
@@ -136,6 +140,7 @@ impl DeploymentSpec {
             min_ready: None,
             user: None,
             max_open_files: None,
+            node_selector: BTreeMap::new(),
         }
     }
 
@@ -541,6 +546,7 @@ mod tests {
             min_ready: None,
             user: None,
             max_open_files: None,
+            node_selector: BTreeMap::new(),
         }
     }
 

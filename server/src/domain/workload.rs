@@ -1,6 +1,6 @@
 //! A workload: one run of a deployment, and the runs after it.
 
-use super::{DeploymentId, Health, Stage, Timestamp, WorkloadId};
+use super::{DeploymentId, Health, NodeId, Stage, Timestamp, WorkloadId};
 
 /// A workload's state, as stored and as returned to clients.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,6 +40,19 @@ pub struct Workload {
     /// silently ignored. Cleared when a new run starts.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The node that owns the workload's run (runs it, or ran it last); none
+    /// while no node does (never started, or its node was lost).
+    #[serde(default)]
+    pub node_id: Option<NodeId>,
+    /// Raised each time the workload changes owner. A write by an owner holds
+    /// the epoch it was given and is refused once the epoch moved on, so a node
+    /// that lost the workload can never overwrite what a newer owner wrote.
+    #[serde(default)]
+    pub owner_epoch: u64,
+    /// Set while the workload waits to be placed on a node (PENDING): why no
+    /// node runs it yet.
+    #[serde(default)]
+    pub pending_reason: Option<String>,
 }
 
 impl Workload {
@@ -66,6 +79,9 @@ impl Workload {
             restart_count: 0,
             next_restart_at: None,
             warnings: Vec::new(),
+            node_id: None,
+            owner_epoch: 0,
+            pending_reason: None,
         }
     }
 }

@@ -71,6 +71,9 @@ impl EventLog {
         let oldest = store.first_revision().await?.unwrap_or(last + 1);
         let (commits, receiver) = mpsc::channel(256);
         let (latest_sender, latest) = watch::channel(last);
+        if store.is_shared() {
+            tokio::spawn(follow_others(store.clone(), latest_sender.clone()));
+        }
         let writer = Writer {
             store: store.clone(),
             latest: latest_sender,
@@ -152,6 +155,37 @@ impl EventLog {
             next.map(|item| (item, state))
         })
         .fuse())
+    }
+}
+
+/// Publishes `revision` as the newest committed one unless a newer one was.
+fn publish(latest: &watch::Sender<u64>, revision: u64) {
+    latest.send_if_modified(|current| {
+        let newer = revision > *current;
+        if newer {
+            *current = revision;
+        }
+        newer
+    });
+}
+
+/// How often a node looks for events other nodes committed (a shared database).
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Publishes the revisions other nodes commit to a shared database, until
+/// every handle to the log is gone.
+async fn follow_others(store: Store, latest: watch::Sender<u64>) {
+    let mut ticks = tokio::time::interval(FOLLOW_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if latest.receiver_count() == 0 {
+            return;
+        }
+        match store.for_reading().last_revision().await {
+            Ok(revision) => publish(&latest, revision),
+            Err(error) => tracing::debug!(%error, "reading the newest revision failed"),
+        }
     }
 }
 
@@ -250,26 +284,19 @@ impl Writer {
             reply,
         }: Commit,
     ) {
-        let revision = self.last + 1;
-        let mut workload = event.workload;
-        for snapshot in workload.iter_mut() {
-            snapshot.revision = revision;
-        }
-        if let StateWrite::CreateWorkload(row) | StateWrite::UpdateWorkload(row) = &mut write {
-            row.revision = revision;
-        }
-        let event = Event {
-            revision,
+        // The store gives the event its revision (and the snapshots with it).
+        let mut event = Event {
+            revision: 0,
             timestamp: now(),
             kind: event.kind,
             deployment_id: event.deployment_id,
             workload_id: event.workload_id,
-            workload,
+            workload: event.workload,
             message: event.message,
         };
         let mut attempt = 0;
         let result = loop {
-            match self.store.commit(&write, &event).await {
+            match self.store.commit(&mut write, &mut event).await {
                 Err(StoreError::Database { context, source }) if attempt < 3 => {
                     attempt += 1;
                     tracing::warn!(%source, context, attempt, "commit failed, retrying");
@@ -279,10 +306,10 @@ impl Writer {
             }
         };
         match result {
-            Ok(()) => {
-                self.last = revision;
+            Ok(revision) => {
+                self.last = self.last.max(revision);
                 self.oldest = self.oldest.min(revision);
-                self.latest.send_replace(revision);
+                publish(&self.latest, revision);
                 let _ = reply.send(Ok(event));
             }
             Err(error) => {

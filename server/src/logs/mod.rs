@@ -85,6 +85,9 @@ enum Message {
     },
     Flush(oneshot::Sender<()>),
     Forget(WorkloadId),
+    /// The next line's seq is read from the store again (another node may
+    /// have stored lines of the workload since this one last did).
+    ResetSeq(WorkloadId),
     /// An operation's progress channel opens: `first` is the workload as the
     /// operation was accepted; lines stored from now on are handed to it.
     Watch {
@@ -121,9 +124,22 @@ impl LogPipeline {
         retention: LogRetention,
         max_line_bytes: usize,
     ) -> (LogPipeline, JoinHandle<()>) {
+        Self::start_owned(store, retention, max_line_bytes, None)
+    }
+
+    /// [`LogPipeline::start`] on a database shared with other nodes: only the
+    /// lines of workloads `owner` (this node) owns are stored; those of a
+    /// workload another node took over are dropped, so that a node that lost a
+    /// workload never writes into its log again.
+    pub fn start_owned(
+        store: Store,
+        retention: LogRetention,
+        max_line_bytes: usize,
+        owner: Option<crate::domain::NodeId>,
+    ) -> (LogPipeline, JoinHandle<()>) {
         let (messages, receiver) = mpsc::channel(8192);
         let cursors = Cursors::default();
-        let writer = writer::Writer::new(store.clone(), cursors.clone(), retention);
+        let writer = writer::Writer::new(store.clone(), cursors.clone(), retention, owner);
         let task = tokio::spawn(writer.run(receiver));
         (
             LogPipeline {
@@ -206,6 +222,15 @@ impl LogPipeline {
                 workload: Box::new(workload.clone()),
                 finished,
             })
+            .await;
+    }
+
+    /// Makes the next line of the workload continue after the last stored seq
+    /// (the workload's lines may have been written by another node since).
+    pub async fn reset_seq(&self, workload_id: &WorkloadId) {
+        let _ = self
+            .messages
+            .send(Message::ResetSeq(workload_id.clone()))
             .await;
     }
 

@@ -47,6 +47,7 @@ async fn workload_in(store: &Store) -> (Orchestrator, Workload, tempfile::TempDi
         log_retention: LogRetention::default(),
         log_max_line_bytes: super::DEFAULT_MAX_LINE_BYTES,
         event_retention: 1000,
+        node_id: crate::domain::NodeId::generate(),
     };
     let orchestrator = Orchestrator::start(
         store.clone(),

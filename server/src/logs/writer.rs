@@ -48,10 +48,18 @@ pub(super) struct Writer {
     unreported_loss: HashMap<WorkloadId, (u64, String, LogLine)>,
     /// Open progress channels, with the seq after which their lines start.
     taps: HashMap<WorkloadId, Vec<(u64, progress::Tap)>>,
+    /// On a shared database, this node: lines of workloads it does not own are
+    /// not stored.
+    owner: Option<crate::domain::NodeId>,
 }
 
 impl Writer {
-    pub(super) fn new(store: Store, cursors: Cursors, limits: LogRetention) -> Self {
+    pub(super) fn new(
+        store: Store,
+        cursors: Cursors,
+        limits: LogRetention,
+        owner: Option<crate::domain::NodeId>,
+    ) -> Self {
         Self {
             retention: retention::Retention::new(store.clone(), limits),
             store,
@@ -60,6 +68,7 @@ impl Writer {
             batch: Vec::new(),
             unreported_loss: HashMap::new(),
             taps: HashMap::new(),
+            owner,
         }
     }
 
@@ -123,6 +132,9 @@ impl Writer {
             } => self.update_cursor(&workload_id, |cursor| cursor.sealed = sealed),
             Message::Flush(done) => {
                 let _ = done.send(());
+            }
+            Message::ResetSeq(workload_id) => {
+                self.next_seq.remove(&workload_id);
             }
             Message::Forget(workload_id) => {
                 self.next_seq.remove(&workload_id);
@@ -197,7 +209,8 @@ impl Writer {
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
+        self.drop_unowned(&mut batch).await;
         let stored = self.store_splitting(batch).await;
         if !self.taps.is_empty() {
             for line in &stored {
@@ -227,6 +240,31 @@ impl Writer {
 
     /// Adds a system line to the batch for each workload that lost lines since
     /// its last such line.
+    /// Drops the lines of workloads another node owns now (on a shared
+    /// database): their seqs are that node's to give.
+    async fn drop_unowned(&mut self, batch: &mut Vec<LogLine>) {
+        let Some(owner) = &self.owner else { return };
+        let mut ids: Vec<WorkloadId> = batch.iter().map(|line| line.workload_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let owned = match self.store.owned_by_node(&ids, owner).await {
+            Ok(owned) => owned,
+            Err(error) => {
+                // Stored as usual: fencing of the workload's state still holds.
+                tracing::warn!(%error, "checking which workloads this node owns failed");
+                return;
+            }
+        };
+        let before = batch.len();
+        batch.retain(|line| owned.contains(&line.workload_id));
+        if batch.len() < before {
+            for id in ids.iter().filter(|id| !owned.contains(id)) {
+                tracing::warn!(workload_id = %id, "dropped log lines of a workload another node owns now");
+                self.next_seq.remove(id);
+            }
+        }
+    }
+
     async fn report_losses(&mut self) {
         let losses: Vec<_> = self.unreported_loss.drain().collect();
         for (workload_id, (count, reason, last)) in losses {

@@ -15,7 +15,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use tokio::task::JoinHandle;
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use config::NodeConfig;
@@ -63,7 +66,19 @@ pub struct NodeAgent {
     node: Node,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    lost: Option<mpsc::Receiver<Lost>>,
 }
+
+/// This node was declared lost while it was alive (its heartbeats did not
+/// reach the database in time): whoever receives this lets go of every
+/// workload the node ran, then answers; the node registers again after.
+pub struct Lost {
+    pub done: oneshot::Sender<()>,
+}
+
+/// How long a node declared lost waits for its workloads to be let go of
+/// before it registers again.
+const LET_GO_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl NodeAgent {
     /// Registers this node and starts heartbeating.
@@ -77,13 +92,25 @@ impl NodeAgent {
             "registered this node"
         );
         let stop = CancellationToken::new();
-        let task = tokio::spawn(heartbeat(store.clone(), node.clone(), stop.clone()));
+        let (lost_sender, lost) = mpsc::channel(1);
+        let task = tokio::spawn(heartbeat(
+            store.clone(),
+            node.clone(),
+            stop.clone(),
+            lost_sender,
+        ));
         Ok(NodeAgent {
             store,
             node,
             stop,
             task,
+            lost: Some(lost),
         })
+    }
+
+    /// Where the node says it was declared lost (once taken, `None`).
+    pub fn take_lost(&mut self) -> Option<mpsc::Receiver<Lost>> {
+        self.lost.take()
     }
 
     /// This node as registered.
@@ -106,7 +133,12 @@ impl NodeAgent {
 }
 
 /// Renews the heartbeat every interval and sweeps for lost nodes, until `stop`.
-async fn heartbeat(store: Store, mut node: Node, stop: CancellationToken) {
+async fn heartbeat(
+    store: Store,
+    mut node: Node,
+    stop: CancellationToken,
+    lost: mpsc::Sender<Lost>,
+) {
     let interval = node.registration.heartbeat_interval;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -128,8 +160,12 @@ async fn heartbeat(store: Store, mut node: Node, stop: CancellationToken) {
                 tracing::error!(
                     node = %node.registration.id,
                     incarnation = node.incarnation,
-                    "this node was declared lost by another node; registering again"
+                    "this node was declared lost by another node; letting go of its workloads, then registering again"
                 );
+                let (done, let_go) = oneshot::channel();
+                if lost.send(Lost { done }).await.is_ok() {
+                    let _ = tokio::time::timeout(LET_GO_PATIENCE, let_go).await;
+                }
                 match store.register_node(&node.registration).await {
                     Ok(again) => node = again,
                     Err(error) => tracing::warn!(%error, "could not register this node again"),

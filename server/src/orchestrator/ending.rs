@@ -15,6 +15,14 @@ use crate::{
 
 impl Supervisor {
     pub(super) async fn on_run_event(&mut self, event: Option<RunEvent>) -> Flow {
+        if self.abandoned {
+            // Another node owns the workload: the run here is being killed and
+            // nothing of it is recorded.
+            if matches!(event, None | Some(RunEvent::Finished(_))) {
+                self.run = None;
+            }
+            return Flow::Continue;
+        }
         let event = event.unwrap_or_else(|| {
             RunEvent::Finished(RunOutcome::Failed {
                 stage: self.workload.stage,

@@ -33,6 +33,24 @@ pub enum OrchestratorError {
     RevisionAhead { requested: u64, current: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// The call is for another node: the workload's owner, or the node
+    /// placement chose for its next run (`placement` says why). The API
+    /// forwards it there.
+    #[error("workload {workload_id} is run by node {} at {}", node.registration.name, node.registration.address)]
+    Elsewhere {
+        workload_id: WorkloadId,
+        node: Box<crate::domain::Node>,
+        placement: Option<String>,
+    },
+    /// No node can run the workload now: it waits, PENDING with the reason,
+    /// and is placed once a node fits.
+    #[error(
+        "no node can run workload {workload_id} now, it stays pending and starts once a node fits: {reason}"
+    )]
+    NoNodeFits {
+        workload_id: WorkloadId,
+        reason: String,
+    },
     /// Something broke inside; the details are logged, not sent.
     #[error("internal error while {context}")]
     Internal {

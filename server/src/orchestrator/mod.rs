@@ -2,10 +2,13 @@
 //! workloads are created and removed here; each workload's lifecycle is owned by
 //! its supervisor task; logs and events are read through here.
 
+mod cluster;
 mod ending;
 mod error;
 mod operations;
+mod ownership;
 mod paths;
+mod placement;
 mod policy;
 mod ports;
 mod readiness;
@@ -33,7 +36,7 @@ pub use ports::{PortLease, PortPool};
 use self::supervisor::{Command, Supervisor};
 use crate::{
     domain::{
-        Deployment, DeploymentId, DeploymentSpec, EventKind, LogFilter, LogLine, NewEvent,
+        Deployment, DeploymentId, DeploymentSpec, EventKind, LogFilter, LogLine, NewEvent, NodeId,
         Operation, RuntimeKind, Timestamp, Workload, WorkloadId, now, validate_deployment_name,
         validate_spec,
     },
@@ -64,6 +67,8 @@ pub struct Settings {
     pub log_max_line_bytes: usize,
     /// How many events are kept.
     pub event_retention: u64,
+    /// This server's node id: the owner of the workloads it runs.
+    pub node_id: NodeId,
 }
 
 /// Where a log reader starts, what it passes, and whether it follows.
@@ -88,6 +93,7 @@ pub struct NewDeployment {
 }
 
 pub(crate) struct Inner {
+    node_id: NodeId,
     store: Store,
     events: EventLog,
     logs: LogPipeline,
@@ -156,14 +162,16 @@ impl Orchestrator {
         settings: Settings,
     ) -> Result<Orchestrator> {
         let events = EventLog::start(store.clone(), settings.event_retention).await?;
-        let (logs, _writer) = LogPipeline::start(
+        let (logs, _writer) = LogPipeline::start_owned(
             store.clone(),
             settings.log_retention,
             settings.log_max_line_bytes,
+            store.is_shared().then(|| settings.node_id.clone()),
         );
-        let unfinished = reconcile::to_reconcile(&store).await?;
+        let unfinished = reconcile::to_reconcile(&store, &settings.node_id).await?;
         let (reconciled_sender, reconciled) = watch::channel(false);
         let inner = Arc::new(Inner {
+            node_id: settings.node_id,
             store,
             events,
             logs,
@@ -186,6 +194,9 @@ impl Orchestrator {
             reconciled,
         });
         let orchestrator = Orchestrator { inner };
+        if orchestrator.inner.store.is_shared() {
+            orchestrator.spawn_sweeps();
+        }
         // Their ports stay held until reconcile has adopted or stopped what
         // holds them: no new workload is handed one meanwhile.
         let unfinished = reconcile::hold_ports(&orchestrator.inner.ports, unfinished);
@@ -426,6 +437,23 @@ impl Orchestrator {
         operation: Operation,
         grace: Option<Duration>,
     ) -> Result<ProgressReceiver> {
+        self.operate_placed(id, deployment_id, operation, grace, None)
+            .await
+    }
+
+    /// [`Orchestrator::operate`], for a call another node forwarded here after
+    /// placement chose this node (`placement` says why), or `None` for a call
+    /// made here. On a shared database a call for a workload another node owns
+    /// fails with [`OrchestratorError::Elsewhere`] (the API forwards it), and a
+    /// new run is placed first.
+    pub async fn operate_placed(
+        &self,
+        id: &WorkloadId,
+        deployment_id: Option<&DeploymentId>,
+        operation: Operation,
+        grace: Option<Duration>,
+        placement: Option<String>,
+    ) -> Result<ProgressReceiver> {
         OrchestratorError::refuse(
             grace
                 .filter(|grace| grace.as_secs() > DeploymentSpec::MAX_SECONDS)
@@ -436,11 +464,13 @@ impl Orchestrator {
                     )
                 }),
         )?;
+        let placement = self.route(id, operation, placement).await?;
         let supervisor = self.supervisor(id, deployment_id).await?;
         let (reply, answer) = oneshot::channel();
         let command = Command::Operate {
             operation,
             grace,
+            placement,
             reply,
         };
         supervisor
@@ -454,6 +484,7 @@ impl Orchestrator {
 
     /// Stops the workload if it runs, then removes it with its logs.
     pub async fn delete_workload(&self, id: &WorkloadId) -> Result<()> {
+        self.route_to_owner(id).await?;
         let supervisor = self.supervisor(id, None).await?;
         let (reply, answer) = oneshot::channel();
         supervisor

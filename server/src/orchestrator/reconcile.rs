@@ -30,9 +30,13 @@ pub const ORCHESTRATOR_RESTARTED: &str = "orchestrator restarted";
 
 /// The workloads start-up reconcile deals with: every one left in a
 /// non-terminal stage other than pending (nothing of a pending one runs).
-pub(super) async fn to_reconcile(store: &Store) -> Result<Vec<Workload>, OrchestratorError> {
+/// On a shared database, only this node's: the others reconcile their own.
+pub(super) async fn to_reconcile(
+    store: &Store,
+    node: &crate::domain::NodeId,
+) -> Result<Vec<Workload>, OrchestratorError> {
     Ok(store
-        .unfinished_workloads()
+        .unfinished_workloads(node)
         .await?
         .into_iter()
         .filter(|workload| workload.stage != Stage::Pending)
@@ -136,7 +140,12 @@ impl Orchestrator {
                 tracing::error!(%error, "a reconcile task failed");
             }
         }
-        for workload in self.inner.store.workloads_awaiting_restart().await? {
+        for workload in self
+            .inner
+            .store
+            .workloads_awaiting_restart(&self.inner.node_id)
+            .await?
+        {
             self.apply_restart_policy_of(&workload.id).await?;
         }
         Ok(())

@@ -29,6 +29,8 @@ pub enum Command {
         operation: Operation,
         /// Overrides the deployment's grace period for a stop.
         grace: Option<Duration>,
+        /// Why this node runs it, when placement chose it among several.
+        placement: Option<String>,
         reply: Reply<ProgressReceiver>,
     },
     Delete {
@@ -42,10 +44,13 @@ pub enum Command {
     /// The run ended while no Slipway watched it (found at start-up): the restart
     /// policy decides, as for any run that ended by itself.
     ApplyRestartPolicy,
+    /// This node no longer owns the workload (it was declared lost): kill what
+    /// runs without writing anything, and end the task.
+    Abandon,
 }
 
 pub(super) struct ActiveRun {
-    stop: watch::Sender<Option<Duration>>,
+    pub(super) stop: watch::Sender<Option<Duration>>,
     events: mpsc::Receiver<RunEvent>,
 }
 
@@ -70,6 +75,11 @@ pub struct Supervisor {
     pub(super) restarts: super::policy::RestartState,
     /// The operations accepted and not over yet, each with its progress channel.
     pub(super) operations: Operations,
+    /// Another node owns the workload now: what runs here is killed, nothing
+    /// more is written, and the task ends once the run is over.
+    pub(super) abandoned: bool,
+    /// Why placement chose this node for the run about to start, if it did.
+    pub(super) placement: Option<String>,
 }
 
 pub(super) enum Flow {
@@ -89,6 +99,8 @@ impl Supervisor {
             secrets: Vec::new(),
             restarts: super::policy::RestartState::default(),
             operations: Operations::default(),
+            abandoned: false,
+            placement: None,
         }
     }
 
@@ -143,6 +155,9 @@ impl Supervisor {
             if let Flow::Exit = flow {
                 break;
             }
+            if self.abandoned && self.run.is_none() {
+                break;
+            }
         }
         self.inner.forget_supervisor(&self.workload.id);
     }
@@ -174,12 +189,37 @@ impl Supervisor {
     }
 
     async fn handle(&mut self, command: Command) -> Flow {
+        if self.abandoned {
+            // Nothing is done for a workload another node owns: the caller
+            // asks again and reaches the owner.
+            refuse_abandoned(command, &self.workload);
+            return Flow::Continue;
+        }
         match command {
+            Command::Abandon => {
+                self.abandon("this node was declared lost").await;
+                Flow::Continue
+            }
             Command::Operate {
                 operation,
                 grace,
+                placement,
                 reply,
             } => {
+                self.refresh().await;
+                if self.abandoned {
+                    refuse_abandoned(
+                        Command::Operate {
+                            operation,
+                            grace,
+                            placement,
+                            reply,
+                        },
+                        &self.workload,
+                    );
+                    return Flow::Continue;
+                }
+                self.placement = placement;
                 let admission = admit(self.condition(), operation.action());
                 if let Admission::Refuse(reason) = admission {
                     let _ = reply.send(Err(OrchestratorError::InvalidState {
@@ -305,11 +345,16 @@ impl Supervisor {
         next.updated_at = now();
         change(&mut next);
         self.save(next, message).await?;
+        self.stage_changed(to);
+        Ok(())
+    }
+
+    /// Tags the workload's next log lines with `to`.
+    pub(super) fn stage_changed(&self, to: Stage) {
         // The run task tags its own build and deploy lines as it gets there.
         if !matches!(to, Stage::Build | Stage::Deploy) {
             self.stage.send_replace(to);
         }
-        Ok(())
     }
 
     /// Commits `next` as the workload's state, with an update event.
@@ -319,11 +364,21 @@ impl Supervisor {
         message: &str,
     ) -> Result<(), OrchestratorError> {
         let event = NewEvent::workload(EventKind::WorkloadUpdated, &next, message);
-        let committed = self
+        let committed = match self
             .inner
             .events
             .commit(StateWrite::UpdateWorkload(next.clone()), event)
-            .await?;
+            .await
+        {
+            Err(crate::events::CommitError::Store(crate::store::StoreError::Fenced { .. })) => {
+                self.abandon("another node owns it now").await;
+                return Err(OrchestratorError::Unavailable(format!(
+                    "workload {} is owned by another node now",
+                    self.workload.id
+                )));
+            }
+            other => other?,
+        };
         self.workload = next;
         self.workload.revision = committed.revision;
         self.publish().await;
@@ -332,6 +387,10 @@ impl Supervisor {
 
     /// Hands the workload as it is now to the operations under way, ending those
     /// that are over.
+    pub(super) async fn publish_now(&mut self) {
+        self.publish().await;
+    }
+
     async fn publish(&mut self) {
         self.operations
             .publish(&self.inner.logs, &self.workload)
@@ -344,6 +403,9 @@ impl Supervisor {
         let runtime = self.inner.runtime(deployment.spec.runtime);
         self.secrets = deployment.spec.secret_values();
         self.restarts.run_started = Some(std::time::Instant::now());
+        // The run is this node's: it takes the workload over (a new owner
+        // epoch) before it writes anything of the run, its first log line included.
+        self.claim(why).await?;
         self.inner.logs.seal(&self.workload.id, false).await;
         self.system(
             LogLevel::Info,
@@ -353,11 +415,6 @@ impl Supervisor {
             ),
         )
         .await;
-        self.transition(Stage::Validate, why, |workload| {
-            workload.started_at = None;
-            workload.stopped_at = None;
-        })
-        .await?;
         let service_dir = self.inner.root.join(&deployment.service_path);
         let context = RunContext {
             workload_id: self.workload.id.clone(),
@@ -467,6 +524,28 @@ impl Supervisor {
         })
         .await?;
         self.start_run("restart").await
+    }
+}
+
+/// Refuses a command sent to a supervisor whose workload another node owns now.
+fn refuse_abandoned(command: Command, workload: &Workload) {
+    let error = || {
+        OrchestratorError::Unavailable(format!(
+            "workload {} is owned by another node now; ask again",
+            workload.id
+        ))
+    };
+    match command {
+        Command::Operate { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Command::Delete { reply } => {
+            let _ = reply.send(Err(error()));
+        }
+        Command::Shutdown { reply, .. } => {
+            let _ = reply.send(());
+        }
+        Command::ApplyRestartPolicy | Command::Abandon => {}
     }
 }
 

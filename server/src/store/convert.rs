@@ -78,6 +78,9 @@ pub fn workload_row(workload: &Workload) -> entities::workload::Model {
         warnings: (!workload.warnings.is_empty())
             .then(|| serde_json::to_string(&workload.warnings).ok())
             .flatten(),
+        node_id: workload.node_id.clone(),
+        owner_epoch: workload.owner_epoch as i64,
+        pending_reason: workload.pending_reason.clone(),
     }
 }
 
@@ -108,6 +111,9 @@ pub fn workload(row: entities::workload::Model) -> StoreResult<Workload> {
             .transpose()
             .map_err(|error| corrupt("warnings", error))?
             .unwrap_or_default(),
+        node_id: row.node_id,
+        owner_epoch: row.owner_epoch.max(0) as u64,
+        pending_reason: row.pending_reason,
     })
 }
 

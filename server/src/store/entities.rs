@@ -37,7 +37,7 @@ pub mod deployment {
 pub mod workload {
     use sea_orm::entity::prelude::*;
 
-    use crate::domain::{DeploymentId, WorkloadId};
+    use crate::domain::{DeploymentId, NodeId, WorkloadId};
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "workloads")]
@@ -63,6 +63,12 @@ pub mod workload {
         pub next_restart_at: Option<i64>,
         /// What the runtime could not apply to the run, as a JSON array of strings.
         pub warnings: Option<String>,
+        /// The owning node; NULL while no node owns the workload.
+        pub node_id: Option<NodeId>,
+        /// The fencing epoch: raised at each change of owner.
+        pub owner_epoch: i64,
+        /// Why the workload waits for a node, while it does.
+        pub pending_reason: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

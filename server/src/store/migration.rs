@@ -3,6 +3,7 @@
 mod access;
 mod integrity;
 mod nodes;
+mod ownership;
 mod warnings;
 
 use sea_orm_migration::{prelude::*, schema::*};
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(warnings::AddWorkloadWarnings),
             Box::new(nodes::AddNodes),
             Box::new(access::AddAccess),
+            Box::new(ownership::AddOwnership),
         ]
     }
 }

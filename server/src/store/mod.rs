@@ -8,6 +8,7 @@ mod events;
 mod logs;
 mod migration;
 mod nodes;
+mod ownership;
 mod secrets;
 mod space;
 mod state;
@@ -21,7 +22,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-use crate::domain::DeploymentId;
+use crate::domain::{DeploymentId, WorkloadId};
 
 pub use access::{AuditFilter, AuditRow, TokenRow};
 pub use events::EventFilter;
@@ -48,6 +49,10 @@ pub enum StoreError {
     /// A deployment that still has workloads cannot be deleted.
     #[error("deployment {id} still has workloads")]
     DeploymentHasWorkloads { id: DeploymentId },
+    /// A write by a workload's owner named an owner epoch that is no longer
+    /// the workload's: another node owns it now (or nobody does).
+    #[error("workload {workload_id} is no longer owned at epoch {epoch}")]
+    Fenced { workload_id: WorkloadId, epoch: u64 },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -167,6 +172,12 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
+    }
+
+    /// Whether other nodes may share this database (PostgreSQL; an SQLite file
+    /// belongs to one server).
+    pub fn is_shared(&self) -> bool {
+        self.backend() == DbBackend::Postgres
     }
 
     /// Closes the connections (after pending writes).

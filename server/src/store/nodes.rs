@@ -4,11 +4,14 @@
 //! Every time here is the database's clock, never a node's: two nodes whose
 //! clocks disagree still agree on whose heartbeat is stale.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait, sea_query::Expr,
+    ActiveValue::NotSet, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait, sea_query::Expr,
 };
 
 use super::{
@@ -175,14 +178,10 @@ impl Store {
             .all(&self.db)
             .await
             .map_err(database("listing nodes"))?;
-        let active = self.active_workloads().await?;
+        let active = self.active_workloads_by_node().await?;
         rows.into_iter()
             .map(|row| {
-                let count = if row.state == NodeState::Active.as_str() {
-                    active
-                } else {
-                    0
-                };
+                let count = active.get(&row.id).copied().unwrap_or(0);
                 node_from_row(row, count)
             })
             .collect()
@@ -207,29 +206,37 @@ impl Store {
                 .map_err(database("reading a node"))?,
         };
         let Some(row) = row else { return Ok(None) };
-        let count = if row.state == NodeState::Active.as_str() {
-            self.active_workloads().await?
-        } else {
-            0
-        };
+        let count = self
+            .active_workloads_by_node()
+            .await?
+            .get(&row.id)
+            .copied()
+            .unwrap_or(0);
         node_from_row(row, count).map(Some)
     }
 
-    /// Workloads that are neither stopped nor failed.
-    ///
-    /// Workloads are not placed yet: every active node runs the workloads of
-    /// the requests it received, so this counts them all.
-    async fn active_workloads(&self) -> StoreResult<u32> {
-        use sea_orm::PaginatorTrait;
-        let count = workload::Entity::find()
+    /// How many workloads each node owns that are neither stopped nor failed.
+    pub async fn active_workloads_by_node(&self) -> StoreResult<HashMap<NodeId, u32>> {
+        let rows: Vec<(Option<NodeId>, i64)> = workload::Entity::find()
+            .select_only()
+            .column(workload::Column::NodeId)
+            .column_as(workload::Column::Id.count(), "count")
+            .filter(workload::Column::NodeId.is_not_null())
             .filter(
                 workload::Column::Stage
                     .is_not_in([Stage::Stopped.as_str(), Stage::Failed.as_str()]),
             )
-            .count(&self.db)
+            .group_by(workload::Column::NodeId)
+            .into_tuple()
+            .all(&self.db)
             .await
             .map_err(database("counting workloads"))?;
-        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+        Ok(rows
+            .into_iter()
+            .filter_map(|(node, count)| {
+                node.map(|node| (node, u32::try_from(count).unwrap_or(u32::MAX)))
+            })
+            .collect())
     }
 }
 

@@ -2,8 +2,8 @@
 //! event that records it, in one transaction.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 
 use super::{
@@ -11,7 +11,9 @@ use super::{
     entities::{deployment, event, workload},
     is_foreign_key_violation, is_unique_violation, secrets,
 };
-use crate::domain::{Deployment, DeploymentId, Event, Stage, Timestamp, Workload, WorkloadId};
+use crate::domain::{
+    Deployment, DeploymentId, Event, NodeId, Stage, Timestamp, Workload, WorkloadId,
+};
 
 /// A change of state, committed together with its event.
 #[derive(Debug, Clone)]
@@ -22,6 +24,61 @@ pub enum StateWrite {
     UpdateWorkload(Workload),
     /// Removes the workload; its log lines go with it (foreign key cascade).
     DeleteWorkload(WorkloadId),
+    /// Writes the workload as its owner: refused with [`StoreError::Fenced`]
+    /// unless the stored owner epoch is `workload.owner_epoch`.
+    // (UpdateWorkload above checks the same; this one is for a change of owner.)
+    ReassignWorkload {
+        workload: Workload,
+        /// The epoch the stored row must have; `workload.owner_epoch` is the new one.
+        expected_epoch: u64,
+    },
+}
+
+/// Takes the next event revision: the counter row stays locked until the
+/// transaction ends, so revisions commit in the order they are taken.
+async fn next_revision(txn: &DatabaseTransaction) -> StoreResult<u64> {
+    let statement = Statement::from_string(
+        txn.get_database_backend(),
+        "UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value",
+    );
+    let row = txn
+        .query_one_raw(statement)
+        .await
+        .map_err(database("taking the next revision"))?
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "revision counter",
+            detail: "the counters table has no 'revision' row".to_owned(),
+        })?;
+    let value: i64 = row
+        .try_get("", "value")
+        .map_err(database("reading the next revision"))?;
+    Ok(value as u64)
+}
+
+/// Writes `workload` over its row if the row's owner epoch is `expected_epoch`.
+async fn update_fenced(
+    txn: &DatabaseTransaction,
+    workload: &Workload,
+    expected_epoch: u64,
+) -> StoreResult<()> {
+    let result = workload::Entity::update_many()
+        .set(
+            convert::workload_row(workload)
+                .into_active_model()
+                .reset_all(),
+        )
+        .filter(workload::Column::Id.eq(workload.id.clone()))
+        .filter(workload::Column::OwnerEpoch.eq(expected_epoch as i64))
+        .exec(txn)
+        .await
+        .map_err(database("updating a workload"))?;
+    if result.rows_affected == 0 {
+        return Err(StoreError::Fenced {
+            workload_id: workload.id.clone(),
+            epoch: expected_epoch,
+        });
+    }
+    Ok(())
 }
 
 /// Which workloads to list.
@@ -51,19 +108,38 @@ fn after_cursor<C: ColumnTrait>(created_at: C, id: C, cursor: &(Timestamp, Strin
 }
 
 impl Store {
-    /// Applies `write` and appends `event`, atomically.
+    /// Applies `write` and appends `event` with the next revision, atomically,
+    /// and returns that revision (also written into the event, its workload
+    /// snapshot and the workload row).
+    ///
+    /// Revisions come from one counter row that the transaction holds locked
+    /// until it commits: on a database shared by several nodes, revisions are
+    /// still committed in order, so a reader that has seen revision R has seen
+    /// every event up to R.
     ///
     /// The foreign keys hold: creating a workload of a deployment that does not
     /// exist fails with [`StoreError::DeploymentNotFound`], deleting a deployment
     /// that has workloads with [`StoreError::DeploymentHasWorkloads`]; neither
-    /// changes anything.
-    pub async fn commit(&self, write: &StateWrite, event: &Event) -> StoreResult<()> {
+    /// changes anything. A workload update whose owner epoch is stale fails with
+    /// [`StoreError::Fenced`] and changes nothing.
+    pub async fn commit(&self, write: &mut StateWrite, event: &mut Event) -> StoreResult<u64> {
         let txn = self
             .db
             .begin()
             .await
             .map_err(database("starting a transaction"))?;
+        let revision = next_revision(&txn).await?;
+        event.revision = revision;
+        for snapshot in event.workload.iter_mut() {
+            snapshot.revision = revision;
+        }
         match write {
+            StateWrite::CreateWorkload(row)
+            | StateWrite::UpdateWorkload(row)
+            | StateWrite::ReassignWorkload { workload: row, .. } => row.revision = revision,
+            _ => {}
+        }
+        match &*write {
             StateWrite::CreateDeployment(deployment) => {
                 let row = convert::deployment_row(deployment)?;
                 deployment::Entity::insert(row.into_active_model())
@@ -116,12 +192,13 @@ impl Store {
                     })?;
             }
             StateWrite::UpdateWorkload(workload) => {
-                convert::workload_row(workload)
-                    .into_active_model()
-                    .reset_all()
-                    .update(&txn)
-                    .await
-                    .map_err(database("updating a workload"))?;
+                update_fenced(&txn, workload, workload.owner_epoch).await?;
+            }
+            StateWrite::ReassignWorkload {
+                workload,
+                expected_epoch,
+            } => {
+                update_fenced(&txn, workload, *expected_epoch).await?;
             }
             StateWrite::DeleteWorkload(id) => {
                 workload::Entity::delete_by_id(id.clone())
@@ -138,7 +215,7 @@ impl Store {
             .await
             .map_err(database("committing a transaction"))?;
         if matches!(
-            write,
+            *write,
             StateWrite::DeleteDeployment(_) | StateWrite::DeleteWorkload(_)
         ) {
             // A workload takes its log with it: give the space back, in the
@@ -146,7 +223,7 @@ impl Store {
             let store = self.clone();
             tokio::spawn(async move { store.reclaim_space().await });
         }
-        Ok(())
+        Ok(revision)
     }
 
     /// The deployment, with its secrets.
@@ -290,9 +367,10 @@ impl Store {
             .collect()
     }
 
-    /// Workloads whose restart policy had a restart pending.
-    pub async fn workloads_awaiting_restart(&self) -> StoreResult<Vec<Workload>> {
+    /// Workloads of `node` (or of no node) whose restart policy had a restart pending.
+    pub async fn workloads_awaiting_restart(&self, node: &NodeId) -> StoreResult<Vec<Workload>> {
         workload::Entity::find()
+            .filter(super::ownership::owned_by(node))
             .filter(workload::Column::NextRestartAt.is_not_null())
             .filter(
                 workload::Column::Stage.is_in([Stage::Stopped.as_str(), Stage::Failed.as_str()]),
@@ -305,9 +383,12 @@ impl Store {
             .collect()
     }
 
-    /// Every workload whose run is not over (for reconcile at start-up).
-    pub async fn unfinished_workloads(&self) -> StoreResult<Vec<Workload>> {
+    /// Every workload of `node` (or of no node) whose run is not over (for
+    /// reconcile at start-up). A queued workload (waiting for a node) is not one.
+    pub async fn unfinished_workloads(&self, node: &NodeId) -> StoreResult<Vec<Workload>> {
         workload::Entity::find()
+            .filter(super::ownership::owned_by(node))
+            .filter(workload::Column::PendingReason.is_null())
             .filter(
                 workload::Column::Stage
                     .is_not_in([Stage::Stopped.as_str(), Stage::Failed.as_str()]),

@@ -260,6 +260,7 @@ mod tests {
             min_ready: None,
             user: Some("nobody".to_owned()),
             max_open_files: Some(4096),
+            node_selector: Default::default(),
         };
         RunContext {
             workload_id: WorkloadId::generate(),

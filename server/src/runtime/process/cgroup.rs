@@ -37,6 +37,9 @@ pub struct Cgroups {
     /// Where the cgroup v2 hierarchy is mounted.
     mount: PathBuf,
     base: PathBuf,
+    /// Added to each workload's cgroup name: this node's id, so that several
+    /// nodes in one cgroup never share a workload's cgroup.
+    node: Option<String>,
 }
 
 impl Cgroups {
@@ -50,7 +53,11 @@ impl Cgroups {
         let base = mount.join(own.trim_start_matches('/')).join("slipway");
         std::fs::create_dir_all(&base)
             .map_err(|error| format!("cannot create {}: {error}", base.display()))?;
-        let cgroups = Cgroups { mount, base };
+        let cgroups = Cgroups {
+            mount,
+            base,
+            node: None,
+        };
         cgroups.enable_limit_controllers(&own);
         let probe = WorkloadId::generate();
         let directory = cgroups.create(&probe).map_err(|error| {
@@ -127,7 +134,16 @@ impl Cgroups {
     }
 
     fn directory(&self, workload_id: &WorkloadId) -> PathBuf {
-        self.base.join(format!("workload-{workload_id}"))
+        match &self.node {
+            Some(node) => self.base.join(format!("workload-{workload_id}-{node}")),
+            None => self.base.join(format!("workload-{workload_id}")),
+        }
+    }
+
+    /// The same cgroups, named for `node` (see [`Cgroups::directory`]).
+    pub fn for_node(mut self, node: Option<String>) -> Self {
+        self.node = node;
+        self
     }
 
     /// Creates the workload's cgroup (it may exist already) and returns its
@@ -338,6 +354,7 @@ mod tests {
         let cgroups = Cgroups {
             mount: PathBuf::from("/sys/fs/cgroup"),
             base: PathBuf::from("/sys/fs/cgroup/slipway"),
+            node: None,
         };
         let id = WorkloadId::generate();
         assert_eq!(
@@ -352,6 +369,7 @@ mod tests {
         let cgroups = Cgroups {
             mount: temp.path().to_path_buf(),
             base: temp.path().join("slipway"),
+            node: None,
         };
         let id = WorkloadId::generate();
         std::fs::create_dir_all(cgroups.directory(&id)).expect("cgroup");

@@ -6,13 +6,18 @@ use std::time::Duration;
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::time::Instant;
 
-use super::{Cgroups, KILL_WAIT, WORKLOAD_ENV};
+use super::{Cgroups, KILL_WAIT, NODE_ENV, WORKLOAD_ENV};
 use crate::domain::WorkloadId;
 
 /// The pids of live processes whose environment names `workload_id` (read from
 /// /proc; processes of other users cannot be read and are not ours).
-pub fn tagged_processes(workload_id: &WorkloadId) -> Vec<Pid> {
+///
+/// With `node`, a process tagged by another node ([`NODE_ENV`]) is not one:
+/// several nodes on one host may each run a generation of the same workload.
+pub fn tagged_processes(workload_id: &WorkloadId, node: Option<&str>) -> Vec<Pid> {
     let wanted = format!("{WORKLOAD_ENV}={workload_id}");
+    let node_prefix = format!("{NODE_ENV}=");
+    let own_node = node.map(|node| format!("{NODE_ENV}={node}"));
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -21,9 +26,14 @@ pub fn tagged_processes(workload_id: &WorkloadId) -> Vec<Pid> {
         .filter(|pid| *pid != std::process::id() as i32)
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-                environ
-                    .split(|byte| *byte == 0)
-                    .any(|entry| entry == wanted.as_bytes())
+                let mut entries = environ.split(|byte| *byte == 0);
+                let tagged = entries.clone().any(|entry| entry == wanted.as_bytes());
+                let other_node = own_node.as_ref().is_some_and(|own| {
+                    entries.any(|entry| {
+                        entry.starts_with(node_prefix.as_bytes()) && entry != own.as_bytes()
+                    })
+                });
+                tagged && !other_node
             })
         })
         .map(Pid::from_raw)
@@ -31,8 +41,12 @@ pub fn tagged_processes(workload_id: &WorkloadId) -> Vec<Pid> {
 }
 
 /// Stops every tagged process of a workload: SIGTERM, up to `grace`, SIGKILL.
-pub(super) async fn stop_tagged(workload_id: &WorkloadId, grace: Duration) -> usize {
-    let found = tagged_processes(workload_id);
+pub(super) async fn stop_tagged(
+    workload_id: &WorkloadId,
+    node: Option<&str>,
+    grace: Duration,
+) -> usize {
+    let found = tagged_processes(workload_id, node);
     if found.is_empty() {
         return 0;
     }
@@ -40,14 +54,14 @@ pub(super) async fn stop_tagged(workload_id: &WorkloadId, grace: Duration) -> us
         let _ = nix::sys::signal::kill(*pid, Signal::SIGTERM);
     }
     let deadline = Instant::now() + grace;
-    while !tagged_processes(workload_id).is_empty() && Instant::now() < deadline {
+    while !tagged_processes(workload_id, node).is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for pid in tagged_processes(workload_id) {
+    for pid in tagged_processes(workload_id, node) {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
     }
     let deadline = Instant::now() + KILL_WAIT;
-    while !tagged_processes(workload_id).is_empty() && Instant::now() < deadline {
+    while !tagged_processes(workload_id, node).is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     found.len()
@@ -92,11 +106,15 @@ impl Containment {
 
 /// Kills what is left of a workload whose main process has exited or is being
 /// killed: its cgroup as a whole, or else the processes that carry its tag.
-pub(super) async fn kill_leftovers(cgroups: Option<&Cgroups>, workload_id: &WorkloadId) {
+pub(super) async fn kill_leftovers(
+    cgroups: Option<&Cgroups>,
+    workload_id: &WorkloadId,
+    node: Option<&str>,
+) {
     match cgroups {
         Some(cgroups) => cgroups.kill_and_remove(workload_id, KILL_WAIT).await,
         None => {
-            stop_tagged(workload_id, Duration::ZERO).await;
+            stop_tagged(workload_id, node, Duration::ZERO).await;
         }
     }
 }

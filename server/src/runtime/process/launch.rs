@@ -14,7 +14,7 @@ use std::{
 use tokio::process::Command;
 
 use super::{
-    Containment, DEFAULT_ENV_ALLOW, ProcessRuntime, WORKLOAD_ENV,
+    Containment, DEFAULT_ENV_ALLOW, NODE_ENV, ProcessRuntime, WORKLOAD_ENV,
     identity::{self, Identity},
     resolve_program,
 };
@@ -108,6 +108,8 @@ pub struct ProcessSettings {
     pub env_allow: Vec<String>,
     /// Who a workload whose spec names no user runs as; `None`: the server's user.
     pub default_user: Option<UserSpec>,
+    /// This node's id, tagged on every process it starts.
+    pub node_tag: Option<String>,
 }
 
 impl Default for ProcessSettings {
@@ -115,6 +117,7 @@ impl Default for ProcessSettings {
         Self {
             env_allow: DEFAULT_ENV_ALLOW.split(',').map(str::to_owned).collect(),
             default_user: None,
+            node_tag: None,
         }
     }
 }
@@ -205,6 +208,9 @@ impl ProcessRuntime {
             env.extend(identity.login_env());
         }
         env.extend(context.env());
+        if let Some(node) = &self.node_tag {
+            env.insert(NODE_ENV.to_owned(), node.clone());
+        }
         Ok(Launch {
             env,
             switch,

@@ -46,6 +46,9 @@ use crate::{
 
 /// The environment variable that carries the workload id into its processes.
 pub const WORKLOAD_ENV: &str = "SLIPWAY_WORKLOAD_ID";
+/// The tag of the node that started a workload's processes (when it knows
+/// its id): a stop on one node never touches another node's processes.
+pub const NODE_ENV: &str = "SLIPWAY_NODE_ID";
 
 /// How long to wait for a killed process group to be gone.
 pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -59,6 +62,8 @@ pub struct ProcessRuntime {
     /// Who a workload whose spec names no user runs as; `None`: the server's user.
     default_user: Option<UserSpec>,
     setpriv: Option<PathBuf>,
+    /// This node's id, tagged on every process (see [`NODE_ENV`]).
+    node_tag: Option<String>,
 }
 
 impl Default for ProcessRuntime {
@@ -83,6 +88,7 @@ impl ProcessRuntime {
             containment,
             inherited_env: identity::inherited_env(&settings.env_allow, std::env::vars()),
             default_user: None,
+            node_tag: None,
             setpriv: identity::find_setpriv(),
         }
     }
@@ -101,6 +107,10 @@ impl ProcessRuntime {
             }
         }
         self.default_user = settings.default_user;
+        if let Containment::Cgroup(cgroups) = &mut self.containment {
+            *cgroups = cgroups.clone().for_node(settings.node_tag.clone());
+        }
+        self.node_tag = settings.node_tag;
         Ok(self)
     }
 
@@ -357,6 +367,7 @@ impl Runtime for ProcessRuntime {
         };
         let (exit_sender, exit) = watch::channel(None);
         let workload_id = context.workload_id.clone();
+        let node_tag = self.node_tag.clone();
         tokio::spawn(async move {
             let status = match child.wait().await {
                 Ok(status) => exit_status(status),
@@ -370,7 +381,7 @@ impl Runtime for ProcessRuntime {
             let pgid = Pid::from_raw(pid as i32);
             signal_group(pgid, Signal::SIGKILL);
             wait_group_gone(pgid, KILL_WAIT).await;
-            kill_leftovers(cgroups.as_ref(), &workload_id).await;
+            kill_leftovers(cgroups.as_ref(), &workload_id, node_tag.as_deref()).await;
             // Every line still in the pipes is read, however slow the log is.
             drain(readers, &logs, IDLE_PIPE_LIMIT).await;
             exit_sender.send_replace(Some(status));
@@ -446,7 +457,7 @@ impl Runtime for ProcessRuntime {
         if let Some(cgroups) = self.cgroups() {
             cgroups.signal(workload_id, Signal::SIGTERM);
         }
-        let leftovers = stop_tagged(workload_id, grace).await;
+        let leftovers = stop_tagged(workload_id, self.node_tag.as_deref(), grace).await;
         if let Some(cgroups) = self.cgroups() {
             cgroups.kill_and_remove(workload_id, KILL_WAIT).await;
         }
@@ -483,7 +494,12 @@ impl Runtime for ProcessRuntime {
     async fn remove(&self, workload_id: &WorkloadId) -> Result<(), RuntimeError> {
         // A stopped workload leaves nothing behind, unless a process escaped its
         // group (setsid) or an earlier Slipway left one: those go now.
-        stop_tagged(workload_id, Duration::from_secs(5)).await;
+        stop_tagged(
+            workload_id,
+            self.node_tag.as_deref(),
+            Duration::from_secs(5),
+        )
+        .await;
         if let Some(cgroups) = self.cgroups() {
             cgroups.kill_and_remove(workload_id, KILL_WAIT).await;
         }

@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(store.last_log_seq(&orphan).await.expect("read"), 0);
         assert_eq!(store.last_log_seq(&gone).await.expect("read"), 0);
 
-        let event = crate::domain::Event {
+        let mut event = crate::domain::Event {
             revision: 1,
             timestamp: crate::domain::now(),
             kind: crate::domain::EventKind::DeploymentDeleted,
@@ -376,7 +376,10 @@ mod tests {
             message: "deleted".to_owned(),
         };
         let refused = store
-            .commit(&StateWrite::DeleteDeployment(deployment.clone()), &event)
+            .commit(
+                &mut StateWrite::DeleteDeployment(deployment.clone()),
+                &mut event,
+            )
             .await;
         assert!(
             matches!(refused, Err(StoreError::DeploymentHasWorkloads { .. })),
