@@ -163,6 +163,7 @@ pub async fn serve(
     let mut node_agent = NodeAgent::start(
         store.clone(),
         registration(&config, node_id, &listener, &runtimes),
+        config.node.stop_after_disconnect,
     )
     .await?;
     let settings = Settings {

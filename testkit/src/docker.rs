@@ -16,19 +16,31 @@ fn docker(arguments: &[&str]) -> std::io::Result<Output> {
     Command::new("docker").args(arguments).output()
 }
 
-/// Whether an engine answers. Without one, this panics when
+/// Where the static busybox the test image is made of is, if installed.
+fn static_busybox() -> Option<&'static Path> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|path| path.exists())
+}
+
+/// Whether an engine answers and the test image can be made (a static
+/// busybox is installed). Without them, this panics when
 /// `SLIPWAY_REQUIRE_DOCKER=1`, and otherwise prints why the test is skipped.
 pub fn engine_available() -> bool {
     let problem = match docker(&["version", "--format", "{{.Server.Version}}"]) {
-        Ok(output) if output.status.success() => return true,
+        Ok(output) if output.status.success() && static_busybox().is_some() => return true,
+        Ok(output) if output.status.success() => {
+            "the test image needs a static busybox (apt-get install busybox-static)".to_owned()
+        }
         Ok(output) => String::from_utf8_lossy(&output.stderr).trim().to_owned(),
         Err(error) => format!("the docker command is not available: {error}"),
     };
     if std::env::var("SLIPWAY_REQUIRE_DOCKER").is_ok_and(|value| value == "1") {
-        panic!("SLIPWAY_REQUIRE_DOCKER=1 but no Docker engine answers: {problem}");
+        panic!("SLIPWAY_REQUIRE_DOCKER=1 but the Docker tests cannot run: {problem}");
     }
     eprintln!(
-        "skipping: no Docker engine answers ({problem}); set SLIPWAY_REQUIRE_DOCKER=1 to fail instead"
+        "skipping: the Docker tests cannot run ({problem}); set SLIPWAY_REQUIRE_DOCKER=1 to fail instead"
     );
     false
 }
@@ -48,9 +60,7 @@ pub fn test_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let context = tempfile::tempdir().expect("context dir");
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|path| Path::new(path).exists())
+        let busybox = static_busybox()
             .expect("the Docker tests need a static busybox: apt-get install busybox-static");
         std::fs::copy(busybox, context.path().join("busybox")).expect("copy busybox");
         std::fs::write(

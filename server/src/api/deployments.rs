@@ -1,28 +1,73 @@
 //! `slipway.v1.DeploymentService`.
 
 use slipway::v1::{
-    CreateDeploymentRequest, DeleteDeploymentRequest, DeleteDeploymentResponse, Deployment,
-    GetDeploymentRequest, ListDeploymentsRequest, ListDeploymentsResponse,
-    deployment_service_server::DeploymentService,
+    CreateDeploymentRequest, DeleteDeploymentRequest, DeleteDeploymentResponse,
+    DeleteWorkloadRequest, Deployment, GetDeploymentRequest, ListDeploymentsRequest,
+    ListDeploymentsResponse, deployment_service_server::DeploymentService,
 };
 use tonic::{Request, Response, Status};
 
 use super::{
-    convert, scope,
+    convert,
+    forward::{self, Forwarding, Peers},
+    scope,
     status::{invalid_argument, to_status},
 };
 use crate::{
     access::{self, AuditNote},
-    orchestrator::{NewDeployment, Orchestrator},
+    orchestrator::{NewDeployment, Orchestrator, OrchestratorError},
 };
 
 pub struct DeploymentApi {
     orchestrator: Orchestrator,
+    /// The other nodes, which delete the workloads they own.
+    peers: Peers,
 }
 
 impl DeploymentApi {
     pub fn new(orchestrator: Orchestrator) -> Self {
-        Self { orchestrator }
+        Self {
+            orchestrator,
+            peers: Peers::default(),
+        }
+    }
+
+    /// Has the owners of the deployment's workloads that run on other nodes
+    /// delete them (they stop them first); returns their ids.
+    async fn delete_remote_workloads(
+        &self,
+        forwarding: &Forwarding,
+        id: &crate::domain::DeploymentId,
+    ) -> Result<Vec<String>, Status> {
+        let mut deleted = Vec::new();
+        if forwarding.forwarded {
+            return Ok(deleted);
+        }
+        let filter = crate::store::WorkloadFilter {
+            deployment_id: Some(id.clone()),
+            stages: Vec::new(),
+        };
+        let page = self
+            .orchestrator
+            .list_workloads(&filter, None, 100_000)
+            .await
+            .map_err(to_status)?;
+        for workload in page.workloads {
+            if let Err(OrchestratorError::Elsewhere { node, .. }) =
+                self.orchestrator.route_to_owner(&workload.id).await
+            {
+                let message = DeleteWorkloadRequest {
+                    workload_id: workload.id.to_string(),
+                };
+                self.peers
+                    .workloads(&node)?
+                    .delete_workload(forwarding.request(message, None))
+                    .await
+                    .map_err(|status| forward::unreachable(&node, status))?;
+                deleted.push(workload.id.to_string());
+            }
+        }
+        Ok(deleted)
     }
 }
 
@@ -114,13 +159,16 @@ impl DeploymentService for DeploymentApi {
         let id = convert::deployment_id("id", &wire_id)
             .map_err(|violations| invalid_argument(&violations))?;
         scope::check_deployment(&caller, &self.orchestrator, &id).await?;
-        let deleted = self
+        let forwarding = Forwarding::of(request.metadata());
+        let mut deleted = self.delete_remote_workloads(&forwarding, &id).await?;
+        let here = self
             .orchestrator
             .delete_deployment(&id)
             .await
             .map_err(to_status)?;
+        deleted.extend(here.into_iter().map(|id| id.to_string()));
         Ok(Response::new(DeleteDeploymentResponse {
-            deleted_workload_ids: deleted.into_iter().map(|id| id.to_string()).collect(),
+            deleted_workload_ids: deleted,
         }))
     }
 }

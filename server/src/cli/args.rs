@@ -286,6 +286,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_open_files: Option<u64>,
 
+    /// Run only on nodes with this label (`slipway serve --node-label`), as
+    /// KEY=VALUE (repeatable; a node needs every one).
+    #[arg(long = "node-selector", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub node_selector: Vec<(String, String)>,
+
     /// Return once the workload is RUNNING and print its id.
     #[arg(short = 'd', long)]
     pub detach: bool,

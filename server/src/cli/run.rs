@@ -262,6 +262,9 @@ pub fn deployment_request(args: &RunArgs) -> slipway_sdk::proto::CreateDeploymen
     if let Some(files) = args.max_open_files {
         builder = builder.max_open_files(files);
     }
+    for (key, value) in &args.node_selector {
+        builder = builder.node_selector(key, value);
+    }
     builder.build()
 }
 

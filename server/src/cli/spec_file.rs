@@ -49,6 +49,9 @@ pub struct SpecFile {
     pub user: Option<String>,
     /// The most files a process may have open (RLIMIT_NOFILE).
     pub max_open_files: Option<u64>,
+    /// Labels a node must carry to run the workloads (`slipway serve --node-label`).
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
     /// Restart policy, as `slipway run --restart`: "no", "on-failure[:MAX]", "always".
     pub restart: Option<String>,
     /// Environment passed on but never shown (masked by the server).
@@ -187,6 +190,9 @@ impl SpecFile {
         }
         if let Some(files) = self.max_open_files {
             builder = builder.max_open_files(files);
+        }
+        for (key, value) in self.node_selector {
+            builder = builder.node_selector(key, value);
         }
         Ok(builder.build())
     }

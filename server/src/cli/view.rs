@@ -45,6 +45,10 @@ pub struct WorkloadView {
     pub next_restart_at: Option<String>,
     /// What the runtime could not apply to the current run (a limit, …).
     pub warnings: Vec<String>,
+    /// The node that owns its run, when one does.
+    pub node_id: Option<String>,
+    /// Why it waits, PENDING, for a node, while it does.
+    pub pending_reason: Option<String>,
     /// The deployment, in full (only `inspect` fills it in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment: Option<DeploymentView>,
@@ -82,6 +86,8 @@ impl WorkloadView {
             restart_count: workload.restart_count,
             next_restart_at: rfc3339(workload.next_restart_at.as_ref()),
             warnings: workload.warnings.clone(),
+            node_id: Some(workload.node_id.clone()).filter(|id| !id.is_empty()),
+            pending_reason: Some(workload.pending_reason.clone()).filter(|why| !why.is_empty()),
             deployment: None,
         }
     }
@@ -146,6 +152,8 @@ pub struct SpecView {
     pub user: String,
     /// RLIMIT_NOFILE of its processes, when set.
     pub max_open_files: Option<u64>,
+    /// Labels a node needs to run its workloads.
+    pub node_selector: BTreeMap<String, String>,
 }
 
 /// Where a workload listens.
@@ -205,6 +213,11 @@ impl SpecView {
             },
             user: spec.user.clone(),
             max_open_files: spec.max_open_files,
+            node_selector: spec
+                .node_selector
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
         }
     }
 }

@@ -34,6 +34,15 @@ pub struct NodeConfig {
     /// over well within a minute (Kubernetes: 40 s, Nomad: at least 10 s).
     #[arg(long, env = "SLIPWAY_HEARTBEAT_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub heartbeat_ttl: Duration,
+
+    /// What this node does while it cannot reach the database: by default it
+    /// keeps its workloads running (the others fail them over once its
+    /// heartbeat TTL passes, so for a while they may run twice). With a
+    /// duration, it stops them once it has been cut off that long (Nomad's
+    /// `stop_on_client_after`); below the heartbeat TTL, a workload never runs
+    /// on two nodes at once.
+    #[arg(long, env = "SLIPWAY_STOP_AFTER_DISCONNECT", value_parser = humantime::parse_duration)]
+    pub stop_after_disconnect: Option<Duration>,
 }
 
 impl Default for NodeConfig {
@@ -45,6 +54,7 @@ impl Default for NodeConfig {
             max_workloads: 0,
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_ttl: Duration::from_secs(30),
+            stop_after_disconnect: None,
         }
     }
 }

@@ -82,7 +82,14 @@ const LET_GO_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl NodeAgent {
     /// Registers this node and starts heartbeating.
-    pub async fn start(store: Store, registration: NodeRegistration) -> Result<Self, StoreError> {
+    /// Registers the node and heartbeats from now on. With
+    /// `stop_after_disconnect`, a node cut off from the database that long
+    /// lets go of its workloads (see [`Lost`]).
+    pub async fn start(
+        store: Store,
+        registration: NodeRegistration,
+        stop_after_disconnect: Option<std::time::Duration>,
+    ) -> Result<Self, StoreError> {
         let node = store.register_node(&registration).await?;
         tracing::info!(
             node = %node.registration.id,
@@ -98,6 +105,7 @@ impl NodeAgent {
             node.clone(),
             stop.clone(),
             lost_sender,
+            stop_after_disconnect,
         ));
         Ok(NodeAgent {
             store,
@@ -133,13 +141,26 @@ impl NodeAgent {
 }
 
 /// Renews the heartbeat every interval and sweeps for lost nodes, until `stop`.
+/// Asks whoever holds the other end to let go of every workload, and waits
+/// (a while) until it has.
+async fn let_go(lost: &mpsc::Sender<Lost>) {
+    let (done, let_go) = oneshot::channel();
+    if lost.send(Lost { done }).await.is_ok() {
+        let _ = tokio::time::timeout(LET_GO_PATIENCE, let_go).await;
+    }
+}
+
 async fn heartbeat(
     store: Store,
     mut node: Node,
     stop: CancellationToken,
     lost: mpsc::Sender<Lost>,
+    stop_after_disconnect: Option<std::time::Duration>,
 ) {
     let interval = node.registration.heartbeat_interval;
+    let mut last_heartbeat = tokio::time::Instant::now();
+    // Set once the node stopped its workloads for being cut off.
+    let mut stopped_while_cut_off = false;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
@@ -152,8 +173,30 @@ async fn heartbeat(
             .heartbeat_node(&node.registration.id, node.incarnation)
             .await
         {
-            Ok(true) => {}
+            Ok(true) if stopped_while_cut_off => {
+                // Its workloads were stopped meanwhile: it declares itself
+                // down, so that they are failed over (and may run again),
+                // then registers again.
+                stopped_while_cut_off = false;
+                last_heartbeat = tokio::time::Instant::now();
+                let reason = "stopped its workloads while cut off from the database";
+                if let Err(error) = store
+                    .mark_node_down(&node.registration.id, node.incarnation, reason)
+                    .await
+                {
+                    tracing::warn!(%error, "could not declare this node down");
+                    continue;
+                }
+                let_go(&lost).await;
+                match store.register_node(&node.registration).await {
+                    Ok(again) => node = again,
+                    Err(error) => tracing::warn!(%error, "could not register this node again"),
+                }
+            }
+            Ok(true) => last_heartbeat = tokio::time::Instant::now(),
             Ok(false) => {
+                stopped_while_cut_off = false;
+                last_heartbeat = tokio::time::Instant::now();
                 // Another node declared this one lost (its heartbeats did not
                 // reach the database in time). It registers again as a new
                 // incarnation, which the others see as a node that came back.
@@ -162,10 +205,7 @@ async fn heartbeat(
                     incarnation = node.incarnation,
                     "this node was declared lost by another node; letting go of its workloads, then registering again"
                 );
-                let (done, let_go) = oneshot::channel();
-                if lost.send(Lost { done }).await.is_ok() {
-                    let _ = tokio::time::timeout(LET_GO_PATIENCE, let_go).await;
-                }
+                let_go(&lost).await;
                 match store.register_node(&node.registration).await {
                     Ok(again) => node = again,
                     Err(error) => tracing::warn!(%error, "could not register this node again"),
@@ -173,6 +213,19 @@ async fn heartbeat(
             }
             Err(error) => {
                 tracing::warn!(%error, "could not renew this node's heartbeat");
+                let cut_off = last_heartbeat.elapsed();
+                if let Some(limit) = stop_after_disconnect
+                    && cut_off >= limit
+                    && !stopped_while_cut_off
+                {
+                    tracing::error!(
+                        cut_off = ?cut_off,
+                        "cut off from the database for longer than --stop-after-disconnect: stopping this node's workloads"
+                    );
+                    stopped_while_cut_off = true;
+                    let_go(&lost).await;
+                }
+                continue;
             }
         }
         match store.mark_lost_nodes().await {

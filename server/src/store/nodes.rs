@@ -149,6 +149,30 @@ impl Store {
         Ok(nodes)
     }
 
+    /// Declares this incarnation down itself, with `reason` (it stopped its
+    /// workloads while cut off from the database): its workloads are failed
+    /// over as those of any lost node. Returns whether it was active.
+    pub async fn mark_node_down(
+        &self,
+        id: &NodeId,
+        incarnation: u64,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        let result = node::Entity::update_many()
+            .col_expr(
+                node::Column::State,
+                Expr::value(NodeState::Down.as_str().to_owned()),
+            )
+            .col_expr(node::Column::Reason, Expr::value(reason.to_owned()))
+            .filter(node::Column::Id.eq(id.clone()))
+            .filter(node::Column::Incarnation.eq(incarnation as i64))
+            .filter(node::Column::State.eq(NodeState::Active.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(database("declaring this node down"))?;
+        Ok(result.rows_affected == 1)
+    }
+
     /// Marks this incarnation as having left cleanly.
     pub async fn deregister_node(&self, id: &NodeId, incarnation: u64) -> StoreResult<()> {
         node::Entity::update_many()
