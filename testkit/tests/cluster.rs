@@ -493,3 +493,120 @@ async fn a_paused_node_lets_go_of_what_another_node_took_over() {
     assert!(later_by_b.is_empty(), "{later_by_b:#?}");
     assert_eq!(assert_log_gap_free(&c.server.client, &on_b.id).await, 1);
 }
+
+/// A TCP proxy to PostgreSQL that the test can cut (every connection dropped,
+/// new ones refused) and restore.
+struct CuttableProxy {
+    address: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: std::net::SocketAddr) -> CuttableProxy {
+        use std::sync::{Arc, Mutex, atomic::AtomicBool, atomic::Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let cut = Arc::new(AtomicBool::new(false));
+        let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (is_cut, tracked) = (cut.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if is_cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tracked
+                    .lock()
+                    .expect("connections")
+                    .push(task.abort_handle());
+            }
+        });
+        CuttableProxy {
+            address,
+            cut,
+            connections,
+        }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+        if cut {
+            for connection in self.connections.lock().expect("connections").drain(..) {
+                connection.abort();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_database_stops_its_workloads_when_told_to() {
+    let Some(database_url) = postgres_test_database().await else {
+        eprintln!("skipped: needs PostgreSQL (set SLIPWAY_TEST_POSTGRES_URL)");
+        return;
+    };
+    let (user, rest) = database_url.rsplit_once('@').expect("user@host");
+    let (host, name) = rest.split_once('/').expect("host/database");
+    let upstream = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    };
+    let proxy = CuttableProxy::start(upstream.parse().expect("IP:PORT")).await;
+    let through_proxy = format!("{user}@{}/{name}", proxy.address);
+    let data = TempDir::new().expect("data");
+    let root = TempDir::new().expect("root");
+    let node = ServerProcess::start_with_args(
+        SERVER_PROCESS,
+        &data.path().join("data"),
+        root.path(),
+        "3760-3779",
+        &[
+            "--database-url",
+            &through_proxy,
+            "--node-name",
+            "cut-off",
+            "--heartbeat-interval",
+            "200ms",
+            "--heartbeat-ttl",
+            "5s",
+            "--stop-after-disconnect",
+            "1s",
+        ],
+    )
+    .await;
+    eventually_async("registered", || async {
+        node.client.list_nodes(false).await.is_ok()
+    })
+    .await;
+    let builder = echo_then_sleep().restart_policy(always());
+    let running = start_many(&node.client, builder, 1).await.remove(0);
+    let pgid: i32 = running.runtime_id.parse().expect("a process group");
+
+    // Cut off: after a second without the database, it stops what it runs.
+    proxy.set_cut(true);
+    eventually_async("the workload stopped while cut off", || async {
+        !process_group_exists(pgid)
+    })
+    .await;
+    // Back: it says it was down, its workload failed over (to itself: the
+    // only node), and runs again.
+    proxy.set_cut(false);
+    let again = runs_again_elsewhere(&node.client, &running.id, "").await;
+    assert_eq!(again.generation, 2);
+    let events = all_events(&node.client).await;
+    assert_gap_free(&events);
+    assert!(
+        events
+            .iter()
+            .any(|event| event.workload_id == running.id
+                && event.message.contains("node cut-off lost")),
+        "{events:#?}"
+    );
+}
