@@ -129,6 +129,34 @@ impl Client {
             .into_inner())
     }
 
+    /// Pauses a node (by id or name): it takes no new workloads, what runs
+    /// there keeps running. Pausing the last node that takes work fails with
+    /// `FAILED_PRECONDITION` unless `force` is set and `confirm` is the node's name.
+    pub async fn pause_node(&self, node: &str, force: bool, confirm: &str) -> Result<proto::Node> {
+        Ok(self
+            .nodes
+            .clone()
+            .pause_node(proto::PauseNodeRequest {
+                node: node.to_owned(),
+                force,
+                confirm: confirm.to_owned(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Resumes a paused node: it takes new workloads again.
+    pub async fn resume_node(&self, node: &str) -> Result<proto::Node> {
+        Ok(self
+            .nodes
+            .clone()
+            .resume_node(proto::ResumeNodeRequest {
+                node: node.to_owned(),
+            })
+            .await?
+            .into_inner())
+    }
+
     // ----- deployments -------------------------------------------------------
 
     /// Creates a deployment (see [`DeploymentBuilder`]).

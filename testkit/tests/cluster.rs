@@ -610,3 +610,30 @@ async fn a_node_cut_off_from_the_database_stops_its_workloads_when_told_to() {
         "{events:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_takes_no_new_workloads() {
+    let Some((a, _b, c)) = three_nodes().await else {
+        return;
+    };
+    let b_node = node_named(&a.server.client, "node-b").await;
+    // Another node takes work: no force needed.
+    c.server
+        .client
+        .pause_node("node-b", false, "")
+        .await
+        .expect("pause node-b");
+    let placed = start_many(&a.server.client, echo_then_sleep(), 4).await;
+    assert!(
+        placed.iter().all(|w| w.node_id != b_node.id),
+        "nothing new on a paused node: {placed:#?}"
+    );
+    a.server.client.resume_node("node-b").await.expect("resume");
+    let more = start_many(
+        &a.server.client,
+        DeploymentBuilder::new("after-resume").command(["sleep", "600"]),
+        1,
+    )
+    .await;
+    assert_eq!(more[0].node_id, b_node.id, "the emptiest node again");
+}

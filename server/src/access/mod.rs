@@ -106,6 +106,7 @@ pub fn permission_for(path: &str) -> Option<Permission> {
             | "RestartWorkload",
         ) => operate,
         ("slipway.v1.NodeService", "ListNodes" | "GetNode") => read,
+        ("slipway.v1.NodeService", "PauseNode" | "ResumeNode") => administer,
         ("slipway.v1.TokenService", "CreateToken" | "RevokeToken") => administer,
         ("slipway.v1.TokenService", "ListTokens") => admin_read,
         ("slipway.v1.AuditService", "ListAudit") => admin_read,

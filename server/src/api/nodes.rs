@@ -1,14 +1,17 @@
 //! `slipway.v1.NodeService`.
 
 use slipway::v1::{
-    GetNodeRequest, ListNodesRequest, ListNodesResponse, Node as WireNode, NodeState as WireState,
+    GetNodeRequest, ListNodesRequest, ListNodesResponse, Node as WireNode,
+    NodeScheduling as WireScheduling, NodeState as WireState, PauseNodeRequest, ResumeNodeRequest,
     node_service_server::NodeService,
 };
 use tonic::{Request, Response, Status};
 
 use super::convert::timestamp;
 use crate::{
-    domain::{Node, NodeId, NodeState},
+    access,
+    domain::{Node, NodeId, NodeState, Scheduling},
+    node::controls::{self, ControlError},
     store::Store,
 };
 
@@ -46,6 +49,10 @@ impl NodeApi {
             incarnation: node.incarnation,
             answering,
             reason: node.reason,
+            scheduling: match node.scheduling {
+                Scheduling::Eligible => WireScheduling::Eligible,
+                Scheduling::Paused => WireScheduling::Paused,
+            } as i32,
         }
     }
 }
@@ -89,5 +96,74 @@ impl NodeService for NodeApi {
             Some(node) => Ok(Response::new(self.wire(node))),
             None => Err(Status::not_found(format!("node {wanted} not found"))),
         }
+    }
+
+    async fn pause_node(
+        &self,
+        request: Request<PauseNodeRequest>,
+    ) -> Result<Response<WireNode>, Status> {
+        let wire = request.get_ref();
+        access::note(
+            &request,
+            &wire.node,
+            serde_json::json!({ "node": wire.node, "force": wire.force }),
+        );
+        let PauseNodeRequest {
+            node,
+            force,
+            confirm,
+        } = request.into_inner();
+        required(&node)?;
+        let paused = controls::pause(&self.store, &node, force, &confirm)
+            .await
+            .map_err(control_status)?;
+        Ok(Response::new(self.wire(paused)))
+    }
+
+    async fn resume_node(
+        &self,
+        request: Request<ResumeNodeRequest>,
+    ) -> Result<Response<WireNode>, Status> {
+        let wire = request.get_ref();
+        access::note(
+            &request,
+            &wire.node,
+            serde_json::json!({ "node": wire.node }),
+        );
+        let node = request.into_inner().node;
+        required(&node)?;
+        let resumed = controls::resume(&self.store, &node)
+            .await
+            .map_err(control_status)?;
+        Ok(Response::new(self.wire(resumed)))
+    }
+}
+
+fn required(node: &str) -> Result<(), Status> {
+    if node.trim().is_empty() {
+        return Err(super::status::invalid_argument(&[
+            crate::domain::FieldViolation::new("node", "is required: a node id or name"),
+        ]));
+    }
+    Ok(())
+}
+
+fn control_status(error: ControlError) -> Status {
+    match error {
+        ControlError::NotFound(_) => Status::not_found(error.to_string()),
+        ControlError::Refused(message) => {
+            let mut details = tonic_types::ErrorDetails::new();
+            details.set_error_info(
+                "UNSAFE",
+                super::ERROR_DOMAIN,
+                std::collections::HashMap::<String, String>::new(),
+            );
+            <Status as tonic_types::StatusExt>::with_error_details(
+                tonic::Code::FailedPrecondition,
+                message,
+                details,
+            )
+        }
+        ControlError::Store(error) => store_error(error),
     }
 }

@@ -517,6 +517,30 @@ pub enum NodeCommand {
         /// A node id or name.
         node: String,
     },
+    /// Take a node out of placement: it takes no new workloads, what runs
+    /// there keeps running.
+    #[command(after_help = "Examples:
+  slipway node pause node-b
+  slipway node pause node-a --force --confirm node-a   # even the last node that takes work")]
+    Pause {
+        /// A node id or name.
+        node: String,
+        /// Pause it even where that is refused as unsafe (the last node that
+        /// takes work); needs the node's name as confirmation (asked for on a
+        /// terminal, or --confirm).
+        #[arg(long)]
+        force: bool,
+        /// With --force: the node's name, typed out.
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
+    },
+    /// Let a paused node take new workloads again.
+    #[command(after_help = "Examples:
+  slipway node resume node-b")]
+    Resume {
+        /// A node id or name.
+        node: String,
+    },
 }
 
 #[cfg(test)]

@@ -108,6 +108,14 @@ async fn dispatch(
         ClientCommand::Node(args::NodeCommand::Inspect { node }) => {
             nodes::inspect(client, printer, &node).await
         }
+        ClientCommand::Node(args::NodeCommand::Pause {
+            node,
+            force,
+            confirm,
+        }) => nodes::pause(client, printer, &node, force, confirm).await,
+        ClientCommand::Node(args::NodeCommand::Resume { node }) => {
+            nodes::resume(client, printer, &node).await
+        }
         ClientCommand::Token(token_command) => access::token(client, printer, token_command).await,
         ClientCommand::Audit(audit_args) => access::audit(client, printer, audit_args).await,
         ClientCommand::Completion(_) => Ok(EXIT_OK),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use slipway_sdk::{
     Client,
-    proto::{Node, NodeState},
+    proto::{Node, NodeScheduling, NodeState},
 };
 
 use super::{
@@ -21,6 +21,8 @@ pub struct NodeView {
     pub name: String,
     pub address: String,
     pub state: &'static str,
+    /// "eligible", or "paused" (no new workloads).
+    pub scheduling: &'static str,
     pub reason: String,
     pub labels: BTreeMap<String, String>,
     pub runtimes: Vec<String>,
@@ -39,6 +41,7 @@ pub struct NodeView {
 
 fn state_label(node: &Node) -> &'static str {
     match NodeState::try_from(node.state) {
+        Ok(NodeState::Active) if node.scheduling == NodeScheduling::Paused as i32 => "paused",
         Ok(NodeState::Active) => "active",
         Ok(NodeState::Down) => "down",
         Ok(NodeState::Left) => "left",
@@ -53,6 +56,11 @@ impl NodeView {
             name: node.name.clone(),
             address: node.address.clone(),
             state: state_label(node),
+            scheduling: if node.scheduling == NodeScheduling::Paused as i32 {
+                "paused"
+            } else {
+                "eligible"
+            },
             reason: node.reason.clone(),
             labels: node
                 .labels
@@ -139,4 +147,58 @@ pub async fn inspect(client: &Client, printer: Printer, node: &str) -> Result<u8
         .await
         .map_err(|error| CliError::server("cannot read the node", error))?;
     printer.print_json(&NodeView::new(&node)).map(|()| EXIT_OK)
+}
+
+/// `slipway node pause NODE`.
+pub async fn pause(
+    client: &Client,
+    printer: Printer,
+    node: &str,
+    force: bool,
+    confirm: Option<String>,
+) -> Result<u8, CliError> {
+    let confirm = match (force, confirm) {
+        (true, None) => ask_confirmation(node)?,
+        (_, confirm) => confirm.unwrap_or_default(),
+    };
+    let paused = client
+        .pause_node(node, force, &confirm)
+        .await
+        .map_err(|error| CliError::server("cannot pause the node", error))?;
+    report(printer, &paused, "paused: it takes no new workloads")
+}
+
+/// `slipway node resume NODE`.
+pub async fn resume(client: &Client, printer: Printer, node: &str) -> Result<u8, CliError> {
+    let resumed = client
+        .resume_node(node)
+        .await
+        .map_err(|error| CliError::server("cannot resume the node", error))?;
+    report(printer, &resumed, "resumed: it takes new workloads")
+}
+
+fn report(printer: Printer, node: &Node, what: &str) -> Result<u8, CliError> {
+    if printer.json() {
+        return printer.print_json(&NodeView::new(node)).map(|()| EXIT_OK);
+    }
+    println!("{} {what}", node.name);
+    Ok(EXIT_OK)
+}
+
+/// Asks for the node's name on a terminal; elsewhere, says to use --confirm.
+fn ask_confirmation(node: &str) -> Result<String, CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::usage(format!(
+            "--force needs the node's name as confirmation: add --confirm {node}"
+        )));
+    }
+    eprint!("type the node's name to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|error| CliError::usage(format!("cannot read the confirmation: {error}")))?;
+    Ok(answer.trim().to_owned())
 }

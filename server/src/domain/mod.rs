@@ -27,7 +27,7 @@ pub use limits::{
     validate_project,
 };
 pub use log::{LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine};
-pub use node::{Node, NodeRegistration, NodeState};
+pub use node::{Node, NodeRegistration, NodeState, Scheduling};
 pub use policy::{HealthCheck, Probe, RestartMode, RestartPolicy, STOP_SIGNALS};
 pub use secret::{REDACTED, Secret};
 pub use spec::{

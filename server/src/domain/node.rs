@@ -38,6 +38,34 @@ impl NodeState {
 }
 
 /// What a node says about itself when it registers.
+/// Whether placement may give a node new workloads: an operator's decision,
+/// kept across the node's restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Scheduling {
+    /// It takes new workloads.
+    #[default]
+    Eligible,
+    /// Paused: no new workloads; what runs there keeps running.
+    Paused,
+}
+
+impl Scheduling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheduling::Eligible => "eligible",
+            Scheduling::Paused => "paused",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Scheduling> {
+        match text {
+            "eligible" => Some(Scheduling::Eligible),
+            "paused" => Some(Scheduling::Paused),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRegistration {
     pub id: NodeId,
@@ -65,4 +93,6 @@ pub struct Node {
     pub reason: String,
     /// Its workloads that are not stopped or failed.
     pub active_workloads: u32,
+    /// Whether placement may give it new workloads.
+    pub scheduling: Scheduling,
 }

@@ -9,6 +9,7 @@
 //! sweeping at once never both act on the same lost node.
 
 mod config;
+pub mod controls;
 
 use std::{
     io,

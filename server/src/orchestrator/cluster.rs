@@ -37,11 +37,14 @@ impl Orchestrator {
         operation: Operation,
         placement: Option<String>,
     ) -> Result<Option<String>> {
-        if !self.inner.store.is_shared() || placement.is_some() {
+        if placement.is_some() {
             return Ok(placement);
         }
         let workload = self.get_workload(id).await?;
-        self.owner_elsewhere(&workload).await?;
+        // On SQLite this server is the only node: every workload is its own.
+        if self.inner.store.is_shared() {
+            self.owner_elsewhere(&workload).await?;
+        }
         let new_run = match operation {
             Operation::Start => workload.stage == Stage::Pending,
             Operation::Restart => workload.stage.is_terminal(),
@@ -52,7 +55,7 @@ impl Orchestrator {
         }
         let deployment = self.get_deployment(&workload.deployment_id).await?;
         match self.place(&deployment, true).await? {
-            Placement::Here(why) => Ok(Some(why)),
+            Placement::Here(why) => Ok(why),
             Placement::There { node, why } => Err(OrchestratorError::Elsewhere {
                 workload_id: workload.id,
                 node,
@@ -245,7 +248,7 @@ impl Orchestrator {
                     let command = Command::Operate {
                         operation: Operation::Start,
                         grace: None,
-                        placement: Some(why),
+                        placement: Some(why.unwrap_or_else(|| "placed on this node".to_owned())),
                         reply,
                     };
                     if supervisor.send(command).await.is_ok() {

@@ -194,9 +194,7 @@ impl Orchestrator {
             reconciled,
         });
         let orchestrator = Orchestrator { inner };
-        if orchestrator.inner.store.is_shared() {
-            orchestrator.spawn_sweeps();
-        }
+        orchestrator.spawn_sweeps();
         // Their ports stay held until reconcile has adopted or stopped what
         // holds them: no new workload is handed one meanwhile.
         let unfinished = reconcile::hold_ports(&orchestrator.inner.ports, unfinished);

@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 
 use super::{Orchestrator, OrchestratorError};
-use crate::domain::{Deployment, Node, NodeState};
+use crate::domain::{Deployment, Node, NodeState, Scheduling};
 
 /// Where a workload's next run goes.
 #[derive(Debug)]
 pub enum Placement {
-    /// On this node; why.
-    Here(String),
+    /// On this node; why, when there was a choice (more than one node).
+    Here(Option<String>),
     /// On another node; why.
     There { node: Box<Node>, why: String },
     /// On no node now; why, node by node.
@@ -26,6 +26,9 @@ fn unfit(node: &Node, deployment: &Deployment) -> Option<String> {
     let registration = &node.registration;
     if node.state != NodeState::Active {
         return Some(format!("is {}", node.state.as_str()));
+    }
+    if node.scheduling == Scheduling::Paused {
+        return Some("is paused".to_owned());
     }
     if !registration
         .runtimes
@@ -64,6 +67,10 @@ impl Orchestrator {
         prefer_here: bool,
     ) -> Result<Placement, OrchestratorError> {
         let nodes = self.inner.store.nodes(false).await?;
+        if nodes.is_empty() {
+            // No node registered (an orchestrator on its own, as in tests).
+            return Ok(Placement::Here(None));
+        }
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut eligible: Vec<&Node> = Vec::new();
         for node in &nodes {
@@ -104,7 +111,7 @@ impl Orchestrator {
             chosen.active_workloads
         );
         if &chosen.registration.id == here {
-            Ok(Placement::Here(why))
+            Ok(Placement::Here((nodes.len() > 1).then_some(why)))
         } else {
             Ok(Placement::There {
                 node: Box::new(chosen.clone()),

@@ -155,6 +155,8 @@ pub mod node {
         pub heartbeat_ttl_ms: i64,
         pub registered_at: i64,
         pub heartbeat_at: i64,
+        /// "eligible" or "paused": whether placement may give it new workloads.
+        pub scheduling: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@ mod access;
 mod integrity;
 mod nodes;
 mod ownership;
+mod scheduling;
 mod warnings;
 
 use sea_orm_migration::{prelude::*, schema::*};
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(nodes::AddNodes),
             Box::new(access::AddAccess),
             Box::new(ownership::AddOwnership),
+            Box::new(scheduling::AddNodeScheduling),
         ]
     }
 }

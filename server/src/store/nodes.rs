@@ -18,7 +18,7 @@ use super::{
     Store, StoreError, StoreResult, database,
     entities::{node, workload},
 };
-use crate::domain::{Node, NodeId, NodeRegistration, NodeState, Stage, Timestamp};
+use crate::domain::{Node, NodeId, NodeRegistration, NodeState, Scheduling, Stage, Timestamp};
 
 /// The database's clock, in microseconds since the Unix epoch.
 fn database_now(backend: DbBackend) -> &'static str {
@@ -67,6 +67,8 @@ impl Store {
             heartbeat_ttl_ms: Set(millis(registration.heartbeat_ttl)),
             registered_at: NotSet,
             heartbeat_at: NotSet,
+            // An operator's pause outlives a restart of the node.
+            scheduling: NotSet,
         };
         if existing.is_some() {
             node::Entity::update_many()
@@ -80,6 +82,7 @@ impl Store {
         } else {
             row.registered_at = Set(0);
             row.heartbeat_at = Set(0);
+            row.scheduling = Set(Scheduling::Eligible.as_str().to_owned());
             node::Entity::insert(row)
                 .exec_without_returning(&txn)
                 .await
@@ -171,6 +174,24 @@ impl Store {
             .await
             .map_err(database("declaring this node down"))?;
         Ok(result.rows_affected == 1)
+    }
+
+    /// Sets whether placement may give the node new workloads.
+    pub async fn set_node_scheduling(
+        &self,
+        id: &NodeId,
+        scheduling: Scheduling,
+    ) -> StoreResult<()> {
+        node::Entity::update_many()
+            .col_expr(
+                node::Column::Scheduling,
+                Expr::value(scheduling.as_str().to_owned()),
+            )
+            .filter(node::Column::Id.eq(id.clone()))
+            .exec(&self.db)
+            .await
+            .map_err(database("pausing or resuming a node"))?;
+        Ok(())
     }
 
     /// Marks this incarnation as having left cleanly.
@@ -275,6 +296,8 @@ fn node_from_row(row: node::Model, active_workloads: u32) -> StoreResult<Node> {
         serde_json::from_str(&row.runtimes).map_err(|error| corrupt(error.to_string()))?;
     let state =
         NodeState::parse(&row.state).ok_or_else(|| corrupt(format!("state {:?}", row.state)))?;
+    let scheduling = Scheduling::parse(&row.scheduling)
+        .ok_or_else(|| corrupt(format!("scheduling {:?}", row.scheduling)))?;
     let duration = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     Ok(Node {
         registration: NodeRegistration {
@@ -294,5 +317,6 @@ fn node_from_row(row: node::Model, active_workloads: u32) -> StoreResult<Node> {
         heartbeat_at: Timestamp(row.heartbeat_at),
         reason: row.reason,
         active_workloads,
+        scheduling,
     })
 }
