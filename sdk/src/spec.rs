@@ -215,3 +215,11 @@ impl DeploymentBuilder {
         self.request
     }
 }
+
+impl From<DeploymentBuilder> for CreateDeploymentRequest {
+    /// The request the builder built, so a builder can be passed where a
+    /// request is taken (`client.run(builder)`).
+    fn from(builder: DeploymentBuilder) -> CreateDeploymentRequest {
+        builder.build()
+    }
+}

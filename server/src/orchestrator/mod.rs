@@ -4,6 +4,7 @@
 
 mod ending;
 mod error;
+mod names;
 mod operations;
 mod paths;
 mod policy;
