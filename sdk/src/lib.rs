@@ -21,6 +21,34 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! An agent does the same in fewer calls, addressing things by name:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), slipway_sdk::Error> {
+//! use std::time::Duration;
+//! use slipway_sdk::{Client, Condition, DeploymentBuilder, Error};
+//!
+//! let client = Client::builder("http://127.0.0.1:50051").token("slw_...").connect().await?;
+//! let spec = DeploymentBuilder::new("worker").command(["sh", "-c", "exec ./worker"]);
+//! let workload = match client.run(spec).await {
+//!     Ok(workload) => workload,
+//!     Err(Error::OperationFailed(failure)) => {
+//!         // Why: the service's own last lines.
+//!         for line in client.logs_tail(&failure.workload_id, 20).await? {
+//!             eprintln!("{}", line.message);
+//!         }
+//!         return Err(Error::OperationFailed(failure));
+//!     }
+//!     Err(other) => return Err(other),
+//! };
+//! let same = client.ensure_running("worker").await?;
+//! assert_eq!(same.id, workload.id);
+//! client.stop_workload(&workload.id, None).await?;
+//! client.wait_for(&workload.id, Condition::Terminal, Duration::from_secs(30)).await?;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 mod access;
@@ -56,6 +84,7 @@ pub use slipway::v1 as proto;
 pub use spec::DeploymentBuilder;
 pub use wait::Condition;
 
+/// The SDK's result: an [`Error`] says what went wrong.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A connection to a Slipway server. Cheap to clone; clones share the connection.
