@@ -287,13 +287,13 @@ async fn a_failed_start_and_a_long_start_answer_without_blocking() {
         json!({
             "name": "slow",
             "dir": "slow",
-            "shell": "sleep 4; exec python3 -m http.server \"$PORT\" --bind 127.0.0.1",
+            "shell": "sleep 6; exec python3 -m http.server \"$PORT\" --bind 127.0.0.1",
             "port": true,
         }),
     )
     .await;
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(4),
+        started.elapsed() < std::time::Duration::from_secs(6),
         "{slow:#}"
     );
     assert_eq!(slow["outcome"], "in_progress", "{slow:#}");
