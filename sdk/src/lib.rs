@@ -173,6 +173,8 @@ impl Client {
             .into_inner())
     }
 
+    /// The deployment with this id (32 hex digits, or a hyphenated UUID);
+    /// [`Client::get_deployment_by_name`] finds one by name.
     pub async fn get_deployment(&self, id: &str) -> Result<Deployment> {
         let request = GetDeploymentRequest {
             id: id.to_owned(),
@@ -186,6 +188,7 @@ impl Client {
             .into_inner())
     }
 
+    /// A page of deployments (of `request.project` when set), oldest first.
     pub async fn list_deployments(
         &self,
         request: ListDeploymentsRequest,
@@ -291,6 +294,7 @@ impl Client {
         Ok(ProgressStream::new(stream))
     }
 
+    /// The workload with this id, as it is now.
     pub async fn get_workload(&self, workload_id: &str) -> Result<Workload> {
         let request = GetWorkloadRequest {
             workload_id: workload_id.to_owned(),
@@ -303,6 +307,9 @@ impl Client {
             .into_inner())
     }
 
+    /// A page of workloads (of a deployment, by id or by name, and in some
+    /// stages when the request says so), oldest first, with the event revision
+    /// it is consistent with.
     pub async fn list_workloads(
         &self,
         request: ListWorkloadsRequest,
