@@ -254,13 +254,11 @@ impl From<Status> for Error {
         match status.code() {
             Code::FailedPrecondition => match info.filter(|info| info.reason == "INVALID_STATE") {
                 Some(info) => Error::InvalidState {
-                    /// The workload the error is about.
                     workload_id: info
                         .metadata
                         .get("workload_id")
                         .cloned()
                         .unwrap_or_default(),
-                    /// The stage the workload is in.
                     current_stage: info
                         .metadata
                         .get("current_stage")
@@ -269,7 +267,6 @@ impl From<Status> for Error {
                     message,
                 },
                 None => Error::Other {
-                    /// The gRPC code.
                     code: Code::FailedPrecondition,
                     message,
                 },
@@ -285,15 +282,11 @@ impl From<Status> for Error {
                     };
                     let last_lines = field("last_lines");
                     Error::OperationFailed(Box::new(OperationFailure {
-                        /// The workload the error is about.
                         workload_id: field("workload_id"),
                         operation: field("operation"),
                         stage: stage("stage"),
-                        /// The stage the workload is in.
                         current_stage: stage("current_stage"),
-                        /// Why, in a sentence: "exited with code 3", "readiness timed out", …
                         reason: field("reason"),
-                        /// The service's exit code, when it exited.
                         exit_code: info
                             .metadata
                             .get("exit_code")
@@ -307,14 +300,12 @@ impl From<Status> for Error {
                     }))
                 }
                 None => Error::Other {
-                    /// The gRPC code.
                     code: Code::Aborted,
                     message,
                 },
             },
             Code::NotFound => Error::NotFound { message },
             Code::InvalidArgument => Error::InvalidArgument {
-                /// Every bad field.
                 violations: status
                     .get_details_bad_request()
                     .map(|bad_request| {
@@ -323,7 +314,6 @@ impl From<Status> for Error {
                             .into_iter()
                             .map(|violation| FieldViolation {
                                 field: violation.field,
-                                /// What is wrong with it.
                                 description: violation.description,
                             })
                             .collect()
@@ -344,15 +334,12 @@ impl From<Status> for Error {
                     .is_some_and(|info| info.reason == "REVISION_AHEAD")
                 {
                     Error::RevisionAhead {
-                        /// The revision asked for.
                         requested_revision: number("requested_revision"),
-                        /// The server's current revision.
                         current_revision: number("current_revision"),
                         message,
                     }
                 } else {
                     Error::Compacted {
-                        /// The oldest revision still retained.
                         oldest_revision: number("oldest_revision"),
                         message,
                     }
@@ -361,7 +348,6 @@ impl From<Status> for Error {
             Code::Unavailable => Error::Unavailable { message },
             Code::Unauthenticated => Error::Unauthenticated { message },
             Code::PermissionDenied => Error::PermissionDenied {
-                /// The project refused, when that was the reason.
                 project: info
                     .filter(|info| info.reason == "PROJECT_DENIED")
                     .and_then(|info| info.metadata.get("project").cloned()),
