@@ -91,9 +91,16 @@ impl SlipwayMcp {
             let mut workloads = Vec::new();
             let mut page_token = String::new();
             loop {
+                let deployment = params.deployment.clone().unwrap_or_default();
+                let (deployment_id, deployment_name) = if looks_like_id(&deployment) {
+                    (deployment, String::new())
+                } else {
+                    (String::new(), deployment)
+                };
                 let page = client
                     .list_workloads(ListWorkloadsRequest {
-                        deployment_name: params.deployment.clone().unwrap_or_default(),
+                        deployment_id,
+                        deployment_name,
                         stages: stages.clone(),
                         page_token: page_token.clone(),
                         ..ListWorkloadsRequest::default()
@@ -482,5 +489,69 @@ fn invalid(field: &str, description: &str) -> Error {
             field: field.to_owned(),
             description: description.to_owned(),
         }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_are_told_apart() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert!(looks_like_id(id));
+        assert!(looks_like_id("01234567-89ab-cdef-0123-456789ABCDEF"));
+        for name in [
+            "web",
+            "deployment-0123abcd",
+            "0123456789abcdef",
+            "01234567-89ab",
+        ] {
+            assert!(!looks_like_id(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn conditions_are_stages_or_the_named_ones() {
+        assert_eq!(
+            parse_condition("running").ok(),
+            Some(Condition::Stage(Stage::Running))
+        );
+        assert_eq!(
+            parse_condition(" Terminal ").ok(),
+            Some(Condition::Terminal)
+        );
+        assert_eq!(parse_condition("settled").ok(), Some(Condition::Settled));
+        match parse_condition("sideways") {
+            Err(Error::InvalidArgument { violations, .. }) => {
+                assert_eq!(violations[0].field, "stage")
+            }
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    fn params(arguments: serde_json::Value) -> RunParams {
+        serde_json::from_value(arguments).expect("run parameters")
+    }
+
+    #[test]
+    fn run_takes_one_of_command_shell_or_image() {
+        let request = run_request(params(
+            json!({"shell": "echo hi", "port": true, "env": {"A": "1"}}),
+        ))
+        .expect("a shell line");
+        let spec = request.spec.expect("spec");
+        assert_eq!(spec.command, ["sh", "-c", "echo hi"]);
+        assert!(spec.listen.is_some());
+        assert_eq!(spec.env.get("A").map(String::as_str), Some("1"));
+        assert_eq!(request.service_path, ".");
+        for bad in [json!({}), json!({"command": ["true"], "shell": "true"})] {
+            match run_request(params(bad)) {
+                Err(Error::InvalidArgument { violations, .. }) => {
+                    assert_eq!(violations[0].field, "command")
+                }
+                other => panic!("expected InvalidArgument, got {other:?}"),
+            }
+        }
     }
 }
