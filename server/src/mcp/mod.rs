@@ -5,6 +5,7 @@
 //! retry, the failure's stage, reason and last lines).
 
 mod follow;
+mod inputs;
 mod params;
 mod tools;
 mod view;
@@ -101,7 +102,7 @@ impl SlipwayMcp {
     /// its newest workload.
     async fn resolve_workload(&self, target: &str) -> Result<Workload, Error> {
         let client = self.client().await?;
-        if tools::looks_like_id(target) {
+        if inputs::looks_like_id(target) {
             return client.get_workload(target).await;
         }
         client
