@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use slipway_sdk::{
     Condition, DeploymentBuilder, Error, LogSource,
-    proto::{Stage, Stream},
+    proto::{ListWorkloadsRequest, Stage, Stream},
 };
 use slipway_testkit::{PATIENCE, TestServer, http_get};
 
@@ -53,6 +53,22 @@ async fn run_returns_a_running_ready_workload_found_by_name() {
     let ids: Vec<&str> = workloads.iter().map(|w| w.id.as_str()).collect();
     assert_eq!(ids, [workload.id.as_str()]);
 
+    // One way of naming the deployment at a time.
+    let both = server
+        .client
+        .list_workloads(ListWorkloadsRequest {
+            deployment_id: deployment.id.clone(),
+            deployment_name: "web".to_owned(),
+            ..ListWorkloadsRequest::default()
+        })
+        .await;
+    match both {
+        Err(Error::InvalidArgument { violations, .. }) => {
+            assert_eq!(violations[0].field, "deployment_name");
+        }
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+
     // Within a project: a deployment of no project is not found in "shop".
     match server
         .client
@@ -62,6 +78,22 @@ async fn run_returns_a_running_ready_workload_found_by_name() {
         Err(Error::NotFound { message }) => assert!(message.contains("shop"), "{message}"),
         other => panic!("expected NotFound, got {other:?}"),
     }
+    let cart = server
+        .client
+        .create_deployment(
+            DeploymentBuilder::new("cart")
+                .project("shop")
+                .command(["true"])
+                .build(),
+        )
+        .await
+        .expect("a deployment in shop");
+    let found = server
+        .client
+        .get_deployment_by_name("cart", Some("shop"))
+        .await
+        .expect("found in its project");
+    assert_eq!(found.id, cart.id);
     match server.client.workloads_of("nothing-here").await {
         Err(Error::NotFound { .. }) => {}
         other => panic!("expected NotFound, got {other:?}"),

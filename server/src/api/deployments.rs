@@ -59,6 +59,7 @@ impl DeploymentService for DeploymentApi {
     ) -> Result<Response<Deployment>, Status> {
         let caller = access::caller(&request)?;
         let request = request.into_inner();
+        // By id, unless only a name is given (both at once is refused).
         let deployment = if request.name.is_empty() || !request.id.is_empty() {
             let id = convert::deployment_id_not_name(&request.id, &request.name)
                 .map_err(|violations| invalid_argument(&violations))?;
