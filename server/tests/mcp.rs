@@ -231,13 +231,38 @@ async fn an_agent_runs_a_service_reads_its_logs_and_stops_it() {
     let gotten = call_ok(&session, "get_workload", json!({ "workload": id })).await;
     assert_eq!(gotten["deployment"]["name"], "greeter");
 
+    // Restart runs it again as generation 2; start by name then finds it running.
+    let restarted = call_ok(&session, "restart", json!({ "workload": "greeter" })).await;
+    assert_eq!(restarted["outcome"], "done", "{restarted:#}");
+    assert_eq!(restarted["workload"]["generation"], 2);
+    assert_eq!(restarted["workload"]["stage"], "running");
+    let started = call_ok(&session, "start", json!({ "target": "greeter" })).await;
+    assert_eq!(started["outcome"], "already_running", "{started:#}");
+    assert_eq!(started["workload"]["id"], id.as_str());
+    call_ok(
+        &session,
+        "stop",
+        json!({ "workload": "greeter", "grace_seconds": 2 }),
+    )
+    .await;
+    // Stopped: start by name runs a new workload of the deployment.
+    let fresh = call_ok(&session, "start", json!({ "target": "greeter" })).await;
+    assert_eq!(fresh["outcome"], "done", "{fresh:#}");
+    assert_eq!(fresh["workload"]["stage"], "running");
+    assert_ne!(fresh["workload"]["id"], id.as_str());
+    let fresh_id = fresh["workload"]["id"].as_str().expect("id").to_owned();
+
     let deleted = call_ok(
         &session,
         "delete_deployment",
         json!({ "deployment": "greeter" }),
     )
     .await;
-    assert_eq!(strings(&deleted["deleted_workloads"]), [id.as_str()]);
+    let mut removed = strings(&deleted["deleted_workloads"]);
+    removed.sort_unstable();
+    let mut expected = [id.as_str(), fresh_id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(removed, expected);
     let (is_error, gone) = call(&session, "get_workload", json!({ "workload": id })).await;
     assert!(is_error);
     assert_eq!(gone["error"]["code"], "NOT_FOUND");
