@@ -98,6 +98,7 @@ async fn an_agent_runs_a_service_reads_its_logs_and_stops_it() {
     );
     for tool in &tools {
         let hints = tool.annotations.clone().expect("annotations");
+        assert!(hints.title.is_some(), "{} has a title", tool.name);
         let read_only = hints.read_only_hint == Some(true);
         let expected_read_only = matches!(
             tool.name.as_ref(),

@@ -33,7 +33,11 @@ type ToolResult = Result<CallToolResult, McpError>;
 impl SlipwayMcp {
     /// List deployments (what can run): name, id, command or image, and the
     /// tools that apply.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(annotations(
+        title = "List deployments",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
     async fn list_deployments(
         &self,
         Parameters(params): Parameters<ListDeploymentsParams>,
@@ -67,7 +71,11 @@ impl SlipwayMcp {
     /// List workloads (runs of deployments) with their stage, port and the
     /// tools that apply to each: by default those pending, on their way or
     /// running; `all` for every one.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(annotations(
+        title = "List workloads",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
     async fn list_workloads(
         &self,
         Parameters(params): Parameters<ListWorkloadsParams>,
@@ -123,7 +131,11 @@ impl SlipwayMcp {
 
     /// Everything about one workload: stage, health, port, why it failed,
     /// its deployment, and the tools that apply.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(annotations(
+        title = "Inspect a workload",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
     async fn get_workload(&self, Parameters(params): Parameters<WorkloadParams>) -> ToolResult {
         self.answer(async {
             let client = self.client().await?;
@@ -144,6 +156,7 @@ impl SlipwayMcp {
     /// (follow with wait_for_stage). A failed start is an error with the
     /// stage, reason, exit code and the service's last lines.
     #[tool(annotations(
+        title = "Run a service",
         read_only_hint = false,
         destructive_hint = false,
         idempotent_hint = false,
@@ -174,6 +187,7 @@ impl SlipwayMcp {
     /// workload of it unless one already runs or is on its way). Answers once
     /// running, or after about 20 s with `outcome: in_progress`.
     #[tool(annotations(
+        title = "Start a workload",
         read_only_hint = false,
         destructive_hint = false,
         idempotent_hint = false,
@@ -236,6 +250,7 @@ impl SlipwayMcp {
     /// Stop a workload: the stop signal, the grace period, then a kill.
     /// Answers once stopped, or after about 20 s with `outcome: in_progress`.
     #[tool(annotations(
+        title = "Stop a workload",
         read_only_hint = false,
         destructive_hint = true,
         idempotent_hint = true,
@@ -257,6 +272,7 @@ impl SlipwayMcp {
     /// generation. Answers once running, or after about 20 s with
     /// `outcome: in_progress`.
     #[tool(annotations(
+        title = "Restart a workload",
         read_only_hint = false,
         destructive_hint = true,
         idempotent_hint = false,
@@ -274,6 +290,7 @@ impl SlipwayMcp {
 
     /// Delete a workload with its logs (stopped first if it runs).
     #[tool(annotations(
+        title = "Delete a workload",
         read_only_hint = false,
         destructive_hint = true,
         idempotent_hint = true,
@@ -294,6 +311,7 @@ impl SlipwayMcp {
 
     /// Delete a deployment with all its workloads (stopped first).
     #[tool(annotations(
+        title = "Delete a deployment",
         read_only_hint = false,
         destructive_hint = true,
         idempotent_hint = true,
@@ -326,7 +344,7 @@ impl SlipwayMcp {
     /// Read a workload's log: the last `tail` lines (default 50), or the lines
     /// after `after_seq` to page on. By default only the service's own output
     /// (stdout, stderr); `include_system` adds Slipway's lines about it.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(annotations(title = "Read logs", read_only_hint = true, open_world_hint = false))]
     async fn read_logs(&self, Parameters(params): Parameters<ReadLogsParams>) -> ToolResult {
         self.answer(async {
             let client = self.client().await?;
@@ -374,7 +392,11 @@ impl SlipwayMcp {
     /// `settled`. Answers `reached: true` with the workload, or
     /// `reached: false` with the workload as it is (call again), or
     /// `reached: false, final: true` when it can no longer get there.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(annotations(
+        title = "Wait for a stage",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
     async fn wait_for_stage(&self, Parameters(params): Parameters<WaitParams>) -> ToolResult {
         self.answer(async {
             let client = self.client().await?;
