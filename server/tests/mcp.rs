@@ -368,3 +368,29 @@ async fn a_failed_start_and_a_long_start_answer_without_blocking() {
     session.cancel().await.expect("close the session");
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_server_the_session_starts_and_calls_say_to_retry() {
+    // A port nobody listens on: bound, then released.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port");
+    let mut command = tokio::process::Command::new(cli_support::SLIPWAY);
+    command
+        .args(["mcp", "--server", &format!("http://{address}")])
+        .env_remove("SLIPWAY_TOKEN")
+        .env_remove("SLIPWAY_TOKEN_FILE")
+        .kill_on_drop(true);
+    let transport = TokioChildProcess::new(command).expect("spawn slipway mcp");
+    let session = tokio::time::timeout(PATIENCE, ().serve(transport))
+        .await
+        .expect("initialized in time")
+        .expect("initialize without a Slipway server");
+    let (is_error, answer) = call(&session, "list_workloads", json!({})).await;
+    assert!(is_error, "{answer:#}");
+    assert_eq!(answer["error"]["code"], "UNAVAILABLE");
+    assert_eq!(answer["error"]["retryable"], true);
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&address.to_string()), "{message}");
+    session.cancel().await.expect("close the session");
+}
