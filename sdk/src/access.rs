@@ -12,6 +12,7 @@ use crate::{Client, Result};
 /// What [`Client::create_token`] asks for.
 #[derive(Debug, Clone, Default)]
 pub struct NewToken {
+    /// A name for people (shown in the audit trail).
     pub name: String,
     /// `viewer`, `operator` or `admin`.
     pub role: String,

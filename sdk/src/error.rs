@@ -9,12 +9,30 @@ use tonic_types::StatusExt;
 pub struct FieldViolation {
     /// The field's path, like `spec.env[1BAD]` or `service_path`.
     pub field: String,
+    /// What is wrong with it.
     pub description: String,
 }
 
 /// How an accepted operation ended without reaching its goal.
+///
+/// ```no_run
+/// # async fn example(client: slipway_sdk::Client, id: &str) -> slipway_sdk::Result<()> {
+/// use slipway_sdk::Error;
+/// match client.start_workload(id).await?.finish().await {
+///     Err(Error::OperationFailed(failure)) => {
+///         eprintln!("{} failed in {}: {}", failure.operation, failure.stage.label(), failure.reason);
+///         for line in &failure.last_lines {
+///             eprintln!("  | {line}");
+///         }
+///     }
+///     other => println!("{other:?}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationFailure {
+    /// The workload the error is about.
     pub workload_id: String,
     /// `start`, `stop` or `restart`.
     pub operation: String,
@@ -22,7 +40,9 @@ pub struct OperationFailure {
     pub stage: Stage,
     /// The workload's stage when the operation ended (FAILED or STOPPED).
     pub current_stage: Stage,
+    /// Why, in a sentence: "exited with code 3", "readiness timed out", …
     pub reason: String,
+    /// The service's exit code, when it exited.
     pub exit_code: Option<i32>,
     /// The last lines of the workload's own output during the operation.
     pub last_lines: Vec<String>,
@@ -30,7 +50,21 @@ pub struct OperationFailure {
     pub message: String,
 }
 
-/// What went wrong with a call.
+/// What went wrong with a call. New variants may come (`#[non_exhaustive]`).
+///
+/// ```no_run
+/// # async fn example(client: slipway_sdk::Client, id: &str) -> slipway_sdk::Result<()> {
+/// use slipway_sdk::Error;
+/// match client.stop_workload(id, None).await {
+///     Ok(progress) => drop(progress.finish().await?),
+///     Err(Error::InvalidState { current_stage, .. }) => println!("already {}", current_stage.label()),
+///     Err(Error::NotFound { .. }) => println!("gone"),
+///     Err(error) if error.is_retryable() => println!("try again later: {error}"),
+///     Err(error) => return Err(error),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -42,27 +76,40 @@ pub enum Error {
     /// The workload's stage does not allow the operation (`FAILED_PRECONDITION`).
     #[error("{message}")]
     InvalidState {
+        /// The workload the error is about.
         workload_id: String,
+        /// The stage the workload is in.
         current_stage: Stage,
+        /// The message, as the server put it.
         message: String,
     },
     /// No such deployment or workload.
     #[error("{message}")]
-    NotFound { message: String },
+    NotFound {
+        /// The message, as the server put it.
+        message: String,
+    },
     /// The request was malformed; every bad field is named.
     #[error("{message}")]
     InvalidArgument {
+        /// The message, as the server put it.
         message: String,
+        /// Every bad field.
         violations: Vec<FieldViolation>,
     },
     /// A deployment with that name exists.
     #[error("{message}")]
-    AlreadyExists { message: String },
+    AlreadyExists {
+        /// The message, as the server put it.
+        message: String,
+    },
     /// A watch asked for a revision that is no longer retained: list again, then
     /// watch from the list's revision.
     #[error("{message}")]
     Compacted {
+        /// The oldest revision still retained.
         oldest_revision: u64,
+        /// The message, as the server put it.
         message: String,
     },
     /// A watch asked for a revision the server has not reached yet
@@ -70,29 +117,42 @@ pub enum Error {
     /// or below.
     #[error("{message}")]
     RevisionAhead {
+        /// The revision asked for.
         requested_revision: u64,
+        /// The server's current revision.
         current_revision: u64,
+        /// The message, as the server put it.
         message: String,
     },
     /// No valid credentials: no token, an unknown, expired or revoked one
     /// (`UNAUTHENTICATED`). Give a token with `Client::builder(url).token(..)`.
     #[error("{message}")]
-    Unauthenticated { message: String },
+    Unauthenticated {
+        /// The message, as the server put it.
+        message: String,
+    },
     /// The token's role or projects do not allow the call
     /// (`PERMISSION_DENIED`); `project` names the project when that was the reason.
     #[error("{message}")]
     PermissionDenied {
+        /// The message, as the server put it.
         message: String,
+        /// The project refused, when that was the reason.
         project: Option<String>,
     },
     /// The server (or a runtime's engine) cannot be reached.
     #[error("unavailable: {message}")]
-    Unavailable { message: String },
+    Unavailable {
+        /// The message, as the server put it.
+        message: String,
+    },
     /// The connection could not be made; the message names the cause
     /// ("Connection refused", …).
     #[error("cannot connect to {url}: {}", cause_chain(source))]
     Connect {
+        /// The address that was tried.
         url: String,
+        /// The transport's error, with its own sources below it.
         #[source]
         source: tonic::transport::Error,
     },
@@ -103,18 +163,28 @@ pub enum Error {
     /// A wait ended because the workload settled in another stage.
     #[error("workload {} is {} (waiting for {}): {}", workload.id, stage_name(workload.stage), wanted.label(), workload.error)]
     UnexpectedStage {
+        /// The workload as it came to rest.
         workload: Box<Workload>,
+        /// The stage waited for.
         wanted: Stage,
     },
     /// A wait did not end within its timeout.
     #[error("gave up waiting after {waited:?}")]
-    TimedOut { waited: std::time::Duration },
+    TimedOut {
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
     /// A stream ended before it said what the caller waited for.
     #[error("the stream ended early: {0}")]
     StreamEnded(&'static str),
     /// Any other status.
     #[error("{code:?}: {message}")]
-    Other { code: Code, message: String },
+    Other {
+        /// The gRPC code.
+        code: Code,
+        /// The message, as the server put it.
+        message: String,
+    },
 }
 
 fn stage_name(value: i32) -> &'static str {

@@ -21,27 +21,57 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! An agent does the same in fewer calls, addressing things by name:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), slipway_sdk::Error> {
+//! use std::time::Duration;
+//! use slipway_sdk::{Client, Condition, DeploymentBuilder, Error};
+//!
+//! let client = Client::builder("http://127.0.0.1:50051").token("slw_...").connect().await?;
+//! let spec = DeploymentBuilder::new("worker").command(["sh", "-c", "exec ./worker"]);
+//! let workload = match client.run(spec).await {
+//!     Ok(workload) => workload,
+//!     Err(Error::OperationFailed(failure)) => {
+//!         // Why: the service's own last lines.
+//!         for line in client.logs_tail(&failure.workload_id, 20).await? {
+//!             eprintln!("{}", line.message);
+//!         }
+//!         return Err(Error::OperationFailed(failure));
+//!     }
+//!     Err(other) => return Err(other),
+//! };
+//! let same = client.ensure_running("worker").await?;
+//! assert_eq!(same.id, workload.id);
+//! client.stop_workload(&workload.id, None).await?;
+//! client.wait_for(&workload.id, Condition::Terminal, Duration::from_secs(30)).await?;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 mod access;
+mod agent;
 mod connect;
 mod error;
 mod progress;
 mod spec;
+mod wait;
 
 use futures::{Stream, StreamExt};
 use slipway::v1::{
     CreateDeploymentRequest, CreateWorkloadRequest, DeleteDeploymentRequest, DeleteWorkloadRequest,
     Deployment, Event, GetDeploymentRequest, GetLogsRequest, GetLogsResponse, GetWorkloadRequest,
     ListDeploymentsRequest, ListDeploymentsResponse, ListWorkloadsRequest, ListWorkloadsResponse,
-    LogEntry, RestartWorkloadRequest, Stage, StartWorkloadRequest, StopWorkloadRequest,
-    StreamLogsRequest, WatchEventsRequest, Workload,
-    deployment_service_client::DeploymentServiceClient, node_service_client::NodeServiceClient,
-    workload_service_client::WorkloadServiceClient,
+    LogEntry, RestartWorkloadRequest, StartWorkloadRequest, StopWorkloadRequest, StreamLogsRequest,
+    WatchEventsRequest, Workload, deployment_service_client::DeploymentServiceClient,
+    node_service_client::NodeServiceClient, workload_service_client::WorkloadServiceClient,
 };
 use tonic::transport::Channel;
 
 pub use access::NewToken;
+pub use agent::LogSource;
 pub use connect::ClientBuilder;
 use connect::{AuthedChannel, Credentials};
 
@@ -52,7 +82,9 @@ pub use slipway::prost_types;
 /// The wire types of `slipway.v1`.
 pub use slipway::v1 as proto;
 pub use spec::DeploymentBuilder;
+pub use wait::Condition;
 
+/// The SDK's result: an [`Error`] says what went wrong.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A connection to a Slipway server. Cheap to clone; clones share the connection.
@@ -169,8 +201,13 @@ impl Client {
             .into_inner())
     }
 
+    /// The deployment with this id (32 hex digits, or a hyphenated UUID);
+    /// [`Client::get_deployment_by_name`] finds one by name.
     pub async fn get_deployment(&self, id: &str) -> Result<Deployment> {
-        let request = GetDeploymentRequest { id: id.to_owned() };
+        let request = GetDeploymentRequest {
+            id: id.to_owned(),
+            ..GetDeploymentRequest::default()
+        };
         Ok(self
             .deployments
             .clone()
@@ -179,6 +216,7 @@ impl Client {
             .into_inner())
     }
 
+    /// A page of deployments (of `request.project` when set), oldest first.
     pub async fn list_deployments(
         &self,
         request: ListDeploymentsRequest,
@@ -284,6 +322,7 @@ impl Client {
         Ok(ProgressStream::new(stream))
     }
 
+    /// The workload with this id, as it is now.
     pub async fn get_workload(&self, workload_id: &str) -> Result<Workload> {
         let request = GetWorkloadRequest {
             workload_id: workload_id.to_owned(),
@@ -296,6 +335,9 @@ impl Client {
             .into_inner())
     }
 
+    /// A page of workloads (of a deployment, by id or by name, and in some
+    /// stages when the request says so), oldest first, with the event revision
+    /// it is consistent with.
     pub async fn list_workloads(
         &self,
         request: ListWorkloadsRequest,
@@ -346,60 +388,6 @@ impl Client {
         }
     }
 
-    /// The last `lines` lines of the workload's own output (stdout and stderr,
-    /// not Slipway's system lines), oldest first: what an agent reads to see why
-    /// a service failed.
-    ///
-    /// ```no_run
-    /// # async fn example(client: slipway_sdk::Client, id: &str) -> slipway_sdk::Result<()> {
-    /// for entry in client.logs_tail(id, 20).await? {
-    ///     println!("{}", entry.message);
-    /// }
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn logs_tail(&self, workload_id: &str, lines: u32) -> Result<Vec<LogEntry>> {
-        use slipway::v1::Stream as LogStream;
-        let request = StreamLogsRequest {
-            workload_id: workload_id.to_owned(),
-            tail: Some(lines),
-            streams: vec![LogStream::Stdout.into(), LogStream::Stderr.into()],
-            ..StreamLogsRequest::default()
-        };
-        let entries = self.stream_logs(request).await?;
-        let entries: Vec<Result<LogEntry>> = entries.collect().await;
-        entries
-            .into_iter()
-            .filter(|entry| entry.as_ref().map_or(true, |entry| entry.dropped == 0))
-            .collect()
-    }
-
-    /// Waits until `condition` holds for the workload (checked now, then on each
-    /// of its changes), for at most `timeout`: [`Error::TimedOut`] after that.
-    ///
-    /// ```no_run
-    /// # async fn example(client: slipway_sdk::Client, id: &str) -> slipway_sdk::Result<()> {
-    /// use slipway_sdk::proto::Health;
-    /// let healthy = client
-    ///     .wait_until(id, |workload| workload.health() == Health::Healthy, std::time::Duration::from_secs(30))
-    ///     .await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn wait_until(
-        &self,
-        workload_id: &str,
-        condition: impl Fn(&Workload) -> bool,
-        timeout: std::time::Duration,
-    ) -> Result<Workload> {
-        let waiting = self.watch_workload(workload_id, |workload| {
-            Ok(condition(&workload).then_some(workload))
-        });
-        tokio::time::timeout(timeout, waiting)
-            .await
-            .map_err(|_| Error::TimedOut { waited: timeout })?
-    }
-
     /// The log as a stream: stored lines, then live ones with `follow`.
     pub async fn stream_logs(
         &self,
@@ -427,57 +415,4 @@ impl Client {
             .into_inner();
         Ok(stream.map(|item| item.map_err(Error::from)))
     }
-
-    /// Waits until the workload is in `stage`; fails with
-    /// [`Error::UnexpectedStage`] if it settles in another terminal stage first.
-    /// Bound it with `tokio::time::timeout`.
-    pub async fn wait_for(&self, workload_id: &str, stage: Stage) -> Result<Workload> {
-        self.watch_workload(workload_id, |workload| settled(workload, stage))
-            .await
-    }
-
-    /// Checks the workload now, then on each of its changes, until `check`
-    /// returns a workload (or an error).
-    async fn watch_workload(
-        &self,
-        workload_id: &str,
-        check: impl Fn(Workload) -> Result<Option<Workload>>,
-    ) -> Result<Workload> {
-        let workload = self.get_workload(workload_id).await?;
-        let revision = workload.revision;
-        if let Some(done) = check(workload)? {
-            return Ok(done);
-        }
-        let mut events = Box::pin(
-            self.watch_events(WatchEventsRequest {
-                since_revision: revision,
-                workload_id: workload_id.to_owned(),
-                ..WatchEventsRequest::default()
-            })
-            .await?,
-        );
-        while let Some(event) = events.next().await {
-            if let Some(snapshot) = event?.workload {
-                if let Some(done) = check(snapshot)? {
-                    return Ok(done);
-                }
-            }
-        }
-        Err(Error::StreamEnded("the event stream ended while waiting"))
-    }
-}
-
-/// `Some` when `workload` is in `wanted`; an error when it rests in another terminal stage.
-fn settled(workload: Workload, wanted: Stage) -> Result<Option<Workload>> {
-    let stage = workload.stage();
-    if stage == wanted {
-        return Ok(Some(workload));
-    }
-    if matches!(stage, Stage::Stopped | Stage::Failed) {
-        return Err(Error::UnexpectedStage {
-            workload: Box::new(workload),
-            wanted,
-        });
-    }
-    Ok(None)
 }

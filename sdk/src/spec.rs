@@ -43,6 +43,7 @@ impl DeploymentBuilder {
             .get_or_insert_with(DeploymentSpec::default)
     }
 
+    /// The project the deployment belongs to (empty: none).
     pub fn project(mut self, project: impl Into<String>) -> Self {
         self.request.project = project.into();
         self
@@ -54,6 +55,7 @@ impl DeploymentBuilder {
         self
     }
 
+    /// Where it runs: a process (the default) or a Docker container.
     pub fn runtime(mut self, runtime: Runtime) -> Self {
         self.spec().runtime = runtime.into();
         self
@@ -80,6 +82,7 @@ impl DeploymentBuilder {
         self
     }
 
+    /// An environment variable for the build steps and the workload.
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.spec().env.insert(name.into(), value.into());
         self
@@ -114,11 +117,13 @@ impl DeploymentBuilder {
         self
     }
 
+    /// Time between the stop signal and the kill (default 30).
     pub fn stop_grace_period_seconds(mut self, seconds: u32) -> Self {
         self.spec().stop_grace_period_seconds = Some(seconds);
         self
     }
 
+    /// How long the deploy stage may wait for readiness (default 60).
     pub fn startup_timeout_seconds(mut self, seconds: u32) -> Self {
         self.spec().startup_timeout_seconds = Some(seconds);
         self
@@ -206,6 +211,7 @@ impl DeploymentBuilder {
         self
     }
 
+    /// A label on the deployment.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.request.labels.insert(key.into(), value.into());
         self
@@ -218,7 +224,16 @@ impl DeploymentBuilder {
         self
     }
 
+    /// The request, for [`Client::create_deployment`](crate::Client::create_deployment).
     pub fn build(self) -> CreateDeploymentRequest {
         self.request
+    }
+}
+
+impl From<DeploymentBuilder> for CreateDeploymentRequest {
+    /// The request the builder built, so a builder can be passed where a
+    /// request is taken (`client.run(builder)`).
+    fn from(builder: DeploymentBuilder) -> CreateDeploymentRequest {
+        builder.build()
     }
 }

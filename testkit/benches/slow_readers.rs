@@ -131,7 +131,7 @@ async fn main() {
     );
     let done = server
         .client
-        .wait_for(&workload.id, Stage::Stopped)
+        .wait_for(&workload.id, Stage::Stopped, slipway_testkit::PATIENCE)
         .await
         .expect("stopped");
     let ended = began.elapsed();

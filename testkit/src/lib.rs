@@ -245,9 +245,7 @@ impl TestServer {
 
     /// Waits for the workload to reach `stage`.
     pub async fn wait_for(&self, workload_id: &str, stage: Stage) -> Result<Workload, Error> {
-        tokio::time::timeout(PATIENCE, self.client.wait_for(workload_id, stage))
-            .await
-            .expect("stage reached in time")
+        self.client.wait_for(workload_id, stage, PATIENCE).await
     }
 
     /// Waits until the workload reports `health`.

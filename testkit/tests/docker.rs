@@ -449,7 +449,7 @@ mod needs_docker {
         // (Reconcile runs while the server serves: wait for its outcome.)
         let failed = server
             .client
-            .wait_for(&vanishing.id, Stage::Failed)
+            .wait_for(&vanishing.id, Stage::Failed, slipway_testkit::PATIENCE)
             .await
             .expect("failed by reconcile");
         assert_eq!(failed.stage(), Stage::Failed);

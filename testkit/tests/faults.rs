@@ -271,7 +271,7 @@ async fn a_killed_slipway_leaves_no_workload_in_transit_and_no_stale_process() {
     assert_eq!(run.stage(), Stage::Running);
     server
         .client
-        .wait_for(&in_build.id, Stage::Build)
+        .wait_for(&in_build.id, Stage::Build, slipway_testkit::PATIENCE)
         .await
         .ok();
     eventually("the build step runs", || {
@@ -290,7 +290,7 @@ async fn a_killed_slipway_leaves_no_workload_in_transit_and_no_stale_process() {
     for (id, was) in [(&in_build.id, Stage::Build), (&in_run.id, Stage::Running)] {
         let workload = server
             .client
-            .wait_for(id, Stage::Failed)
+            .wait_for(id, Stage::Failed, slipway_testkit::PATIENCE)
             .await
             .expect("failed by reconcile");
         assert_eq!(workload.stage(), Stage::Failed, "{was:?}");
@@ -386,7 +386,7 @@ async fn a_shutdown_can_leave_process_workloads_running_for_the_next_start_to_cl
     let server = ServerProcess::start(SERVER_PROCESS, &dirs.data, &dirs.root, &range).await;
     let after = server
         .client
-        .wait_for(&workload.id, Stage::Failed)
+        .wait_for(&workload.id, Stage::Failed, slipway_testkit::PATIENCE)
         .await
         .expect("failed by reconcile");
     assert_eq!(after.stage(), Stage::Failed);

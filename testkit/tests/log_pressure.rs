@@ -104,7 +104,9 @@ async fn slow_followers_never_cost_a_line_or_fail_the_fast_ones() {
         .expect("start");
     let done = tokio::time::timeout(
         PATIENCE * 4,
-        server.client.wait_for(&workload.id, Stage::Stopped),
+        server
+            .client
+            .wait_for(&workload.id, Stage::Stopped, PATIENCE * 4),
     )
     .await
     .expect("the workload ends in time")

@@ -68,13 +68,10 @@ async fn the_last_node_is_paused_only_with_force_and_its_name_and_resuming_start
     // Resumed: the waiting workload starts by itself.
     let resumed = client.resume_node("solo").await.expect("resume");
     assert_eq!(resumed.scheduling(), NodeScheduling::Eligible);
-    let started = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        client.wait_for(&waiting.id, Stage::Running),
-    )
-    .await
-    .expect("in time")
-    .expect("running");
+    let started = client
+        .wait_for(&waiting.id, Stage::Running, slipway_testkit::PATIENCE)
+        .await
+        .expect("running");
     assert!(started.pending_reason.is_empty(), "{started:#?}");
 
     // Every control is in the audit trail, refusals included.

@@ -147,7 +147,7 @@ async fn after_a_kill_the_next_start_answers_at_once_and_stops_the_old_processes
     for (id, pid) in &others {
         let failed = server
             .client
-            .wait_for(id, Stage::Failed)
+            .wait_for(id, Stage::Failed, slipway_testkit::PATIENCE)
             .await
             .expect("failed");
         assert!(
@@ -212,7 +212,7 @@ async fn a_shutdown_during_reconcile_still_stops_the_old_processes() {
     let server = ServerProcess::start(SERVER_PROCESS, &dirs.data, &dirs.root, &range).await;
     let after = server
         .client
-        .wait_for(&stubborn, Stage::Failed)
+        .wait_for(&stubborn, Stage::Failed, slipway_testkit::PATIENCE)
         .await
         .expect("failed");
     assert!(

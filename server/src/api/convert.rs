@@ -34,6 +34,18 @@ pub fn deployment_id(field: &str, text: &str) -> Result<DeploymentId, Violations
     DeploymentId::parse(text).map_err(|error| vec![FieldViolation::new(field, error.to_string())])
 }
 
+/// Parses the `id` of a request that names a deployment by `id` or by `name`,
+/// refusing both at once.
+pub fn deployment_id_not_name(id: &str, name: &str) -> Result<DeploymentId, Violations> {
+    if !id.is_empty() && !name.is_empty() {
+        return Err(vec![FieldViolation::new(
+            "name",
+            "give the deployment's id or its name, not both",
+        )]);
+    }
+    deployment_id("id", id)
+}
+
 /// Parses an optional deployment id (empty: none).
 pub fn optional_deployment_id(field: &str, text: &str) -> Result<Option<DeploymentId>, Violations> {
     if text.is_empty() {

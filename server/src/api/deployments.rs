@@ -103,14 +103,21 @@ impl DeploymentService for DeploymentApi {
         request: Request<GetDeploymentRequest>,
     ) -> Result<Response<Deployment>, Status> {
         let caller = access::caller(&request)?;
-        let id = convert::deployment_id("id", &request.into_inner().id)
-            .map_err(|violations| invalid_argument(&violations))?;
-        scope::check_deployment(&caller, &self.orchestrator, &id).await?;
-        let deployment = self
-            .orchestrator
-            .get_deployment(&id)
-            .await
-            .map_err(to_status)?;
+        let request = request.into_inner();
+        // By id, unless only a name is given (both at once is refused).
+        let deployment = if request.name.is_empty() || !request.id.is_empty() {
+            let id = convert::deployment_id_not_name(&request.id, &request.name)
+                .map_err(|violations| invalid_argument(&violations))?;
+            scope::check_deployment(&caller, &self.orchestrator, &id).await?;
+            self.orchestrator.get_deployment(&id).await
+        } else {
+            let project = Some(request.project.as_str()).filter(|project| !project.is_empty());
+            self.orchestrator
+                .deployment_by_name("name", &request.name, project)
+                .await
+        }
+        .map_err(to_status)?;
+        caller.check_project(&deployment.project)?;
         Ok(Response::new(deployment.into()))
     }
 

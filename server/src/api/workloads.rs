@@ -320,9 +320,25 @@ impl WorkloadService for WorkloadApi {
                 )),
             }
         }
+        if !request.deployment_name.is_empty() && !request.deployment_id.is_empty() {
+            violations.push(FieldViolation::new(
+                "deployment_name",
+                "give deployment_id or deployment_name, not both",
+            ));
+        }
         if !violations.is_empty() {
             return Err(invalid_argument(&violations));
         }
+        let deployment_id = match deployment_id {
+            None if !request.deployment_name.is_empty() => Some(
+                self.orchestrator
+                    .deployment_by_name("deployment_name", &request.deployment_name, None)
+                    .await
+                    .map_err(to_status)?
+                    .id,
+            ),
+            deployment_id => deployment_id,
+        };
         let cursor = super::decode_page_token(&request.page_token)?;
         let filter = WorkloadFilter {
             deployment_id,

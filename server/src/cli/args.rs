@@ -225,12 +225,32 @@ pub enum ClientCommand {
     #[command(subcommand)]
     Node(NodeCommand),
 
+    /// Serve the Model Context Protocol on stdin/stdout, for agent clients.
+    ///
+    /// Tools: list_deployments, list_workloads, get_workload, run, start, stop,
+    /// restart, delete_workload, delete_deployment, read_logs, wait_for_stage.
+    /// It talks to --server with --token/--token-file, connecting on the first
+    /// tool call. Configure a client to launch `slipway mcp` (see the README).
+    #[command(after_help = "Examples:
+  slipway mcp --server http://127.0.0.1:50051 --token-file .slipway/admin.token
+  SLIPWAY_TOKEN=slw_... slipway mcp --follow-seconds 10")]
+    Mcp(McpArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   slipway completion bash > /etc/bash_completion.d/slipway
   slipway completion zsh > \"${fpath[1]}/_slipway\"
   slipway completion fish > ~/.config/fish/completions/slipway.fish")]
     Completion(CompletionArgs),
+}
+
+/// `slipway mcp`.
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    /// How long start, stop, restart and run follow their operation before
+    /// answering with what happened so far (MCP clients time out long calls).
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    pub follow_seconds: u64,
 }
 
 /// `slipway run`.

@@ -12,7 +12,7 @@ mod error;
 mod list;
 mod logs;
 mod nodes;
-mod output;
+pub(crate) mod output;
 mod resolve;
 mod run;
 mod spec_file;
@@ -21,7 +21,7 @@ mod view;
 use std::process::ExitCode;
 
 pub use args::{ClientCommand, GlobalOptions};
-use slipway_sdk::Client;
+use slipway_sdk::{Client, ClientBuilder};
 
 use self::{
     error::{CliError, EXIT_OK, report},
@@ -62,6 +62,16 @@ pub async fn execute(
             );
             Ok(EXIT_OK)
         }
+        ClientCommand::Mcp(mcp_args) => match client_builder(&options) {
+            Ok(builder) => {
+                let follow_limit = std::time::Duration::from_secs(mcp_args.follow_seconds);
+                crate::mcp::serve(builder, follow_limit)
+                    .await
+                    .map(|()| EXIT_OK)
+                    .map_err(|message| CliError::Failed { message })
+            }
+            Err(error) => Err(error),
+        },
         command => match connect(&options).await {
             Ok(client) => dispatch(&client, printer, command).await,
             Err(error) => Err(error),
@@ -118,7 +128,7 @@ async fn dispatch(
         }
         ClientCommand::Token(token_command) => access::token(client, printer, token_command).await,
         ClientCommand::Audit(audit_args) => access::audit(client, printer, audit_args).await,
-        ClientCommand::Completion(_) => Ok(EXIT_OK),
+        ClientCommand::Completion(_) | ClientCommand::Mcp(_) => Ok(EXIT_OK),
     }
 }
 
@@ -135,6 +145,14 @@ fn operation_name(command: &ClientCommand) -> Option<&'static str> {
 }
 
 async fn connect(options: &GlobalOptions) -> Result<Client, CliError> {
+    client_builder(options)?
+        .connect()
+        .await
+        .map_err(|error| CliError::server("cannot reach the server", error))
+}
+
+/// A client builder for `--server` with the token of `--token` or `--token-file`.
+fn client_builder(options: &GlobalOptions) -> Result<ClientBuilder, CliError> {
     let mut builder = Client::builder(options.server.clone());
     if let Some(token) = &options.token {
         builder = builder.token(token.clone());
@@ -147,8 +165,5 @@ async fn connect(options: &GlobalOptions) -> Result<Client, CliError> {
         })?;
         builder = builder.token(token);
     }
-    builder
-        .connect()
-        .await
-        .map_err(|error| CliError::server("cannot reach the server", error))
+    Ok(builder)
 }

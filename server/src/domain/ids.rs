@@ -5,8 +5,28 @@ use std::fmt;
 
 /// A malformed id in a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be 32 lowercase hex digits")]
+#[error("must be 32 lowercase hex digits (or a hyphenated UUID)")]
 pub struct IdError;
+
+/// The 32 lowercase hex digits of `text`, given as they are or as a
+/// hyphenated UUID (`8-4-4-4-12` digits, either case).
+fn parse_hex_id(text: &str) -> Result<String, IdError> {
+    let is_hex = |byte: u8| matches!(byte, b'0'..=b'9' | b'a'..=b'f');
+    if text.len() == 32 && text.bytes().all(is_hex) {
+        return Ok(text.to_owned());
+    }
+    let groups: Vec<&str> = text.split('-').collect();
+    let lengths: Vec<usize> = groups.iter().map(|group| group.len()).collect();
+    if lengths != [8, 4, 4, 4, 12] {
+        return Err(IdError);
+    }
+    let digits = groups.concat().to_ascii_lowercase();
+    if digits.bytes().all(is_hex) {
+        Ok(digits)
+    } else {
+        Err(IdError)
+    }
+}
 
 macro_rules! typed_id {
     ($(#[$meta:meta])* $name:ident) => {
@@ -21,11 +41,11 @@ macro_rules! typed_id {
                 Self(uuid::Uuid::new_v4().simple().to_string())
             }
 
-            /// Parses an id as clients send it.
+            /// Parses an id as clients send it: 32 lowercase hex digits, or the
+            /// same in the hyphenated UUID form (`8-4-4-4-12`, either case),
+            /// which stands for the same id.
             pub fn parse(text: &str) -> Result<Self, IdError> {
-                let valid = text.len() == 32
-                    && text.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
-                if valid { Ok(Self(text.to_owned())) } else { Err(IdError) }
+                parse_hex_id(text).map(Self)
             }
 
             /// The id as stored and sent.
@@ -73,6 +93,22 @@ mod tests {
     }
 
     #[test]
+    fn hyphenated_uuids_stand_for_the_same_id() {
+        let id = WorkloadId::generate();
+        let text = id.as_str();
+        let hyphenated = format!(
+            "{}-{}-{}-{}-{}",
+            &text[..8],
+            &text[8..12],
+            &text[12..16],
+            &text[16..20],
+            &text[20..]
+        );
+        assert_eq!(WorkloadId::parse(&hyphenated), Ok(id.clone()));
+        assert_eq!(WorkloadId::parse(&hyphenated.to_uppercase()), Ok(id));
+    }
+
+    #[test]
     fn malformed_ids_are_refused() {
         for text in [
             "",
@@ -80,6 +116,10 @@ mod tests {
             "../../etc/passwd",
             &"A".repeat(32),
             &"0".repeat(33),
+            "0123456-789a-bcde-f012-3456789abcdef",
+            "0123456789ab-cdef-0123-4567-89abcdef",
+            "g1234567-89ab-cdef-0123-456789abcdef",
+            "+1234567-89ab-cdef-0123-456789abcdef",
         ] {
             assert_eq!(DeploymentId::parse(text), Err(IdError), "{text}");
         }

@@ -5,6 +5,7 @@
 mod cluster;
 mod ending;
 mod error;
+mod names;
 mod operations;
 mod ownership;
 mod paths;
