@@ -100,6 +100,10 @@ pub enum Error {
     /// cannot be sent.
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    /// The TLS options given to the [`ClientBuilder`](crate::ClientBuilder)
+    /// cannot be used (a CA or certificate with a URL that is not `https://`).
+    #[error("invalid TLS settings: {0}")]
+    InvalidTls(String),
     /// A wait ended because the workload settled in another stage.
     #[error("workload {} is {} (waiting for {}): {}", workload.id, stage_name(workload.stage), wanted.label(), workload.error)]
     UnexpectedStage {
@@ -139,6 +143,7 @@ impl Error {
             | Error::UnexpectedStage { .. }
             | Error::StreamEnded(_)
             | Error::InvalidToken(_)
+            | Error::InvalidTls(_)
             | Error::TimedOut { .. } => None,
         }
     }
