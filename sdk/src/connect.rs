@@ -103,12 +103,10 @@ impl ClientBuilder {
             .initial_connection_window_size(Some(8 * 1024 * 1024))
             .initial_stream_window_size(Some(2 * 1024 * 1024));
         let endpoint = match self.tls_settings(&url)? {
-            Some(tls) => endpoint
-                .tls_config(tls)
-                .map_err(|source| Error::Connect {
-                    url: url.clone(),
-                    source,
-                })?,
+            Some(tls) => endpoint.tls_config(tls).map_err(|source| Error::Connect {
+                url: url.clone(),
+                source,
+            })?,
             None => endpoint,
         };
         let channel = endpoint

@@ -20,12 +20,12 @@ use crate::{
     logs::LogRetention,
     node::{self, NodeAgent},
     orchestrator::{Orchestrator, OrchestratorError, PortPool, Settings},
-    serving::{Serving, serve_routes},
     runtime::{
         Runtime,
         docker::DockerRuntime,
         process::{Containment, ProcessRuntime, ProcessSettings},
     },
+    serving::{Serving, serve_routes},
     store::{Store, StoreError},
 };
 

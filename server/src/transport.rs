@@ -45,16 +45,31 @@ pub struct TransportConfig {
     pub socket_group: Option<String>,
 
     /// TLS on TCP: the server's certificate chain (PEM). Needs --tls-key.
-    #[arg(long, env = "SLIPWAY_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "SLIPWAY_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// TLS on TCP: the server's private key (PEM). Needs --tls-cert.
-    #[arg(long, env = "SLIPWAY_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "SLIPWAY_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// Mutual TLS: every TCP client must present a certificate signed by this
     /// CA (PEM); others are refused during the handshake. Needs --tls-cert.
-    #[arg(long, env = "SLIPWAY_TLS_CLIENT_CA", value_name = "PEM", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "SLIPWAY_TLS_CLIENT_CA",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
     pub tls_client_ca: Option<PathBuf>,
 
     /// Allow plaintext TCP on a non-loopback --listen address (a warning is
@@ -120,7 +135,8 @@ impl TransportConfig {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
-        let identity = Identity::from_pem(read_pem(cert, "--tls-cert")?, read_pem(key, "--tls-key")?);
+        let identity =
+            Identity::from_pem(read_pem(cert, "--tls-cert")?, read_pem(key, "--tls-key")?);
         let mut tls = ServerTlsConfig::new().identity(identity);
         if let Some(ca) = &self.tls_client_ca {
             tls = tls
@@ -134,7 +150,10 @@ impl TransportConfig {
     /// left by a server that is gone is replaced; one a server answers on is not.
     pub async fn bind_socket(&self, path: &Path) -> Result<UnixListener, TransportError> {
         let io_error = |context: String| move |source| TransportError::Io { context, source };
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(io_error(format!(
                 "creating the socket's directory {}",
                 parent.display()
@@ -159,8 +178,10 @@ impl TransportConfig {
             .unwrap_or_else(|| SOCKET_FILE_NAME.to_owned());
         let staging = path.with_file_name(format!(".{file_name}.{}", std::process::id()));
         let _ = std::fs::remove_file(&staging);
-        let listener = UnixListener::bind(&staging)
-            .map_err(io_error(format!("listening on the socket {}", path.display())))?;
+        let listener = UnixListener::bind(&staging).map_err(io_error(format!(
+            "listening on the socket {}",
+            path.display()
+        )))?;
         let prepared = self.prepare_socket_file(&staging, path).and_then(|()| {
             std::fs::rename(&staging, path).map_err(|source| TransportError::Io {
                 context: format!("moving the socket into place at {}", path.display()),
@@ -189,9 +210,9 @@ impl TransportConfig {
             }
             None => SOCKET_MODE,
         };
-        std::fs::set_permissions(staging, std::fs::Permissions::from_mode(mode)).map_err(
-            io_error(format!("setting the mode of the socket {}", path.display())),
-        )
+        std::fs::set_permissions(staging, std::fs::Permissions::from_mode(mode)).map_err(io_error(
+            format!("setting the mode of the socket {}", path.display()),
+        ))
     }
 }
 

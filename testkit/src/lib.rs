@@ -68,10 +68,7 @@ impl TestServer {
 
     /// As [`TestServer::start_with`], listening on `bind` (like `0.0.0.0:0`)
     /// instead of `127.0.0.1:0`.
-    pub async fn start_listening(
-        bind: &str,
-        adjust: impl FnOnce(&mut ServeConfig),
-    ) -> TestServer {
+    pub async fn start_listening(bind: &str, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let (data, root, mut config) = Self::fresh_config().await;
         adjust(&mut config);
         Self::launch_on(bind, data, root, config).await
@@ -93,7 +90,12 @@ impl TestServer {
         Self::launch_on("127.0.0.1:0", data, root, config).await
     }
 
-    async fn launch_on(bind: &str, data: TempDir, root: TempDir, config: ServeConfig) -> TestServer {
+    async fn launch_on(
+        bind: &str,
+        data: TempDir,
+        root: TempDir,
+        config: ServeConfig,
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
         let mut address = listener.local_addr().expect("address");
         if address.ip().is_unspecified() {

@@ -9,8 +9,8 @@ use slipway_sdk::{
     Client, Error, NewToken,
     proto::{ListDeploymentsRequest, WatchEventsRequest},
 };
-use tonic::Code;
 use slipway_testkit::{PATIENCE, TestServer};
+use tonic::Code;
 
 async fn viewer(server: &TestServer, name: &str) -> Client {
     let token = server
@@ -73,7 +73,10 @@ async fn a_flood_from_one_client_is_refused_while_others_go_on() {
         }
     }
     let most = f64::from(BURST) + f64::from(RATE) * elapsed + 1.0;
-    assert!(allowed >= BURST as usize, "the burst goes through: {allowed}");
+    assert!(
+        allowed >= BURST as usize,
+        "the burst goes through: {allowed}"
+    );
     assert!(
         (allowed as f64) <= most,
         "{allowed} allowed in {elapsed:.1}s, at most {most:.0}"

@@ -50,10 +50,17 @@ impl Ca {
     }
 
     /// A certificate for `names` signed by this CA, and its key (both PEM).
-    fn leaf(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose, validity: Validity) -> (String, String) {
+    fn leaf(
+        &self,
+        names: &[&str],
+        purpose: ExtendedKeyUsagePurpose,
+        validity: Validity,
+    ) -> (String, String) {
         let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("leaf params");
-        params.distinguished_name.push(DnType::CommonName, names[0].clone());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names[0].clone());
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![purpose];
         if validity == Validity::Expired {
@@ -61,12 +68,18 @@ impl Ca {
             params.not_after = rcgen::date_time_ymd(2021, 1, 1);
         }
         let key = KeyPair::generate().expect("leaf key");
-        let certificate = params.signed_by(&key, &self.issuer).expect("leaf certificate");
+        let certificate = params
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
         (certificate.pem(), key.serialize_pem())
     }
 
     fn client(&self, validity: Validity) -> (String, String) {
-        self.leaf(&["test-client"], ExtendedKeyUsagePurpose::ClientAuth, validity)
+        self.leaf(
+            &["test-client"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            validity,
+        )
     }
 }
 
@@ -129,17 +142,32 @@ async fn tls_serves_clients_that_trust_its_ca() {
     let server = TestServer::start_with(|config| files.apply(config, false)).await;
     let token = server.admin_token().to_owned();
 
-    try_call(Client::builder(https(&server)).ca_certificate(ca.pem.clone()).token(&token))
-        .await
-        .expect("a call over TLS, trusting the server's CA");
+    try_call(
+        Client::builder(https(&server))
+            .ca_certificate(ca.pem.clone())
+            .token(&token),
+    )
+    .await
+    .expect("a call over TLS, trusting the server's CA");
     let stranger = Ca::new("another CA");
-    let distrusted =
-        try_call(Client::builder(https(&server)).ca_certificate(stranger.pem.clone()).token(&token)).await;
-    assert!(distrusted.is_err(), "a server certificate of an unknown CA: {distrusted:?}");
-    let plaintext = try_call(Client::builder(format!("http://{}", server.address)).token(&token)).await;
+    let distrusted = try_call(
+        Client::builder(https(&server))
+            .ca_certificate(stranger.pem.clone())
+            .token(&token),
+    )
+    .await;
+    assert!(
+        distrusted.is_err(),
+        "a server certificate of an unknown CA: {distrusted:?}"
+    );
+    let plaintext =
+        try_call(Client::builder(format!("http://{}", server.address)).token(&token)).await;
     assert!(plaintext.is_err(), "plaintext on a TLS port: {plaintext:?}");
     // TLS options with a plaintext URL are a mistake, said so.
-    let mixed = try_call(Client::builder(format!("http://{}", server.address)).ca_certificate(ca.pem.clone())).await;
+    let mixed = try_call(
+        Client::builder(format!("http://{}", server.address)).ca_certificate(ca.pem.clone()),
+    )
+    .await;
     assert!(matches!(mixed, Err(Error::InvalidTls(_))), "{mixed:?}");
     server.stop().await;
 }
@@ -150,7 +178,11 @@ async fn mutual_tls_refuses_clients_without_a_valid_certificate() {
     let files = ServerFiles::new(&ca);
     let server = TestServer::start_with(|config| files.apply(config, true)).await;
     let token = server.admin_token().to_owned();
-    let builder = || Client::builder(https(&server)).ca_certificate(ca.pem.clone()).token(&token);
+    let builder = || {
+        Client::builder(https(&server))
+            .ca_certificate(ca.pem.clone())
+            .token(&token)
+    };
 
     let (certificate, key) = ca.client(Validity::Current);
     try_call(builder().identity(certificate, key))
@@ -176,7 +208,10 @@ async fn mutual_tls_refuses_clients_without_a_valid_certificate() {
         .expect("connect")
         .list_tokens()
         .await;
-    assert!(matches!(tokenless, Err(Error::Unauthenticated { .. })), "{tokenless:?}");
+    assert!(
+        matches!(tokenless, Err(Error::Unauthenticated { .. })),
+        "{tokenless:?}"
+    );
     server.stop().await;
 }
 
@@ -188,12 +223,17 @@ async fn plaintext_off_loopback_needs_insecure() {
     let data = TempDir::new().expect("data");
     let mut config = ServeConfig::new(data.path().join("data"), data.path().to_path_buf());
     config.admin_token_file = Some(write_admin_token(data.path()));
-    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0")
+        .await
+        .expect("bind");
     let refused = server::serve(config, listener, async {}).await;
     match refused {
         Err(error @ ServerError::Listen(TransportError::PlaintextNotLoopback { .. })) => {
             let message = error.to_string();
-            assert!(message.contains("--insecure") && message.contains("--tls-cert"), "{message}");
+            assert!(
+                message.contains("--insecure") && message.contains("--tls-cert"),
+                "{message}"
+            );
         }
         other => panic!("plaintext on 0.0.0.0 without --insecure: {other:?}"),
     }
@@ -206,12 +246,16 @@ async fn plaintext_off_loopback_needs_insecure() {
         .await
         .expect("--insecure serves");
     let anonymous = insecure.client_without_token().await.list_tokens().await;
-    assert!(matches!(anonymous, Err(Error::Unauthenticated { .. })), "{anonymous:?}");
+    assert!(
+        matches!(anonymous, Err(Error::Unauthenticated { .. })),
+        "{anonymous:?}"
+    );
     insecure.stop().await;
 
     let ca = Ca::new("slipway test CA");
     let files = ServerFiles::new(&ca);
-    let secure = TestServer::start_listening("0.0.0.0:0", |config| files.apply(config, false)).await;
+    let secure =
+        TestServer::start_listening("0.0.0.0:0", |config| files.apply(config, false)).await;
     try_call(
         Client::builder(https(&secure))
             .ca_certificate(ca.pem.clone())
@@ -255,22 +299,38 @@ async fn the_unix_socket_serves_local_callers_without_a_token() {
         .await
         .expect("connect");
     let refused = viewer
-        .create_deployment(DeploymentBuilder::new("nope").service_path(".").command(["true"]).build())
+        .create_deployment(
+            DeploymentBuilder::new("nope")
+                .service_path(".")
+                .command(["true"])
+                .build(),
+        )
         .await;
-    assert!(matches!(refused, Err(Error::PermissionDenied { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::PermissionDenied { .. })),
+        "{refused:?}"
+    );
     // On TCP, no token is still no entry.
     let anonymous = server.client_without_token().await.list_tokens().await;
-    assert!(matches!(anonymous, Err(Error::Unauthenticated { .. })), "{anonymous:?}");
+    assert!(
+        matches!(anonymous, Err(Error::Unauthenticated { .. })),
+        "{anonymous:?}"
+    );
 
     // A second server may not take a socket a server answers on.
     let data = TempDir::new().expect("data");
     let mut config = ServeConfig::new(data.path().join("data"), data.path().to_path_buf());
     config.admin_token_file = Some(write_admin_token(data.path()));
     config.transport.socket = Some(socket.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let taken = server::serve(config, listener, async {}).await;
     assert!(
-        matches!(taken, Err(ServerError::Listen(TransportError::SocketInUse { .. }))),
+        matches!(
+            taken,
+            Err(ServerError::Listen(TransportError::SocketInUse { .. }))
+        ),
         "{taken:?}"
     );
     server.stop().await;

@@ -129,7 +129,10 @@ pub async fn bootstrap(
             })
             .await?;
         if !inserted {
-            let stored = store.token(&id).await?.ok_or_else(|| TokenError::NotFound { id: id.clone() })?;
+            let stored = store
+                .token(&id)
+                .await?
+                .ok_or_else(|| TokenError::NotFound { id: id.clone() })?;
             if !secret.matches(&stored.secret_hash) {
                 return Err(TokenError::TokenIdTaken {
                     path: path.display().to_string(),

@@ -22,11 +22,7 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body::Frame;
-use tonic::{
-    Code, Status,
-    body::Body,
-    transport::server::UdsConnectInfo,
-};
+use tonic::{Code, Status, body::Body, transport::server::UdsConnectInfo};
 
 use super::{Caller, Role, is_open, parse_token, permission_for};
 use crate::{
@@ -169,9 +165,7 @@ where
             // On the Unix socket, a caller without a token is the local
             // administrator; one with a token acts as that token.
             let local = request.extensions().get::<UdsConnectInfo>().is_some()
-                && !request
-                    .headers()
-                    .contains_key(http::header::AUTHORIZATION);
+                && !request.headers().contains_key(http::header::AUTHORIZATION);
             let caller = if local || !shared.enforce {
                 Ok(Caller::local())
             } else {

@@ -25,11 +25,21 @@ pub struct GlobalOptions {
 
     /// Mutual TLS: the client certificate (PEM) presented to the server.
     /// Needs --tls-client-key.
-    #[arg(long, env = "SLIPWAY_TLS_CLIENT_CERT", value_name = "PEM", global = true)]
+    #[arg(
+        long,
+        env = "SLIPWAY_TLS_CLIENT_CERT",
+        value_name = "PEM",
+        global = true
+    )]
     pub tls_client_cert: Option<PathBuf>,
 
     /// Mutual TLS: the client certificate's private key (PEM).
-    #[arg(long, env = "SLIPWAY_TLS_CLIENT_KEY", value_name = "PEM", global = true)]
+    #[arg(
+        long,
+        env = "SLIPWAY_TLS_CLIENT_KEY",
+        value_name = "PEM",
+        global = true
+    )]
     pub tls_client_key: Option<PathBuf>,
 
     /// The token sent to the server (`authorization: Bearer …`).

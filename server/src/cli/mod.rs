@@ -170,6 +170,9 @@ fn default_server() -> String {
 
 fn read_file(path: &std::path::Path, what: &str) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|error| {
-        CliError::usage(format!("cannot read the {what} {}: {error}", path.display()))
+        CliError::usage(format!(
+            "cannot read the {what} {}: {error}",
+            path.display()
+        ))
     })
 }

@@ -90,7 +90,10 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
 
     /// How many clients have a bucket now.
     pub fn tracked_clients(&self) -> usize {
-        self.buckets.lock().map(|buckets| buckets.len()).unwrap_or(0)
+        self.buckets
+            .lock()
+            .map(|buckets| buckets.len())
+            .unwrap_or(0)
     }
 }
 

@@ -253,3 +253,111 @@ impl http_body::Body for SlotBody {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{convert::Infallible, sync::Arc};
+
+    use tokio::sync::Notify;
+    use tonic::Code;
+    use tower::{Layer, Service, ServiceExt};
+
+    use super::*;
+
+    fn request(path: &str) -> Request<Body> {
+        Request::builder()
+            .uri(format!("http://localhost{path}"))
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    fn status_of(response: &Response<Body>) -> Option<Status> {
+        Status::from_header_map(response.headers())
+    }
+
+    /// A service that answers after `delay`.
+    fn answering_after(
+        delay: Duration,
+    ) -> impl tower::Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future = impl Send + 'static,
+    > + Clone
+    + Send
+    + 'static {
+        tower::service_fn(move |_request: Request<Body>| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        })
+    }
+
+    #[tokio::test]
+    async fn unary_calls_get_the_deadline_and_streams_do_not() {
+        let config = LimitsConfig {
+            request_timeout: Duration::from_millis(50),
+            ..LimitsConfig::default()
+        };
+        let streaming = StreamingMethods::from_descriptor_sets(&[slipway::v1::FILE_DESCRIPTOR_SET]);
+        let layer = ClientLimitsLayer::new(&config, streaming);
+
+        let mut slow = layer.layer(answering_after(Duration::from_secs(30)));
+        let response = slow
+            .ready()
+            .await
+            .expect("ready")
+            .call(request("/slipway.v1.WorkloadService/GetWorkload"))
+            .await
+            .expect("a response");
+        let status = status_of(&response).expect("a status");
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert!(status.message().contains("--request-timeout"), "{status:?}");
+
+        let mut streams = layer.layer(answering_after(Duration::from_millis(200)));
+        let response = streams
+            .ready()
+            .await
+            .expect("ready")
+            .call(request("/slipway.v1.WorkloadService/StreamLogs"))
+            .await
+            .expect("a response");
+        assert!(status_of(&response).is_none(), "a stream is not cut short");
+    }
+
+    #[tokio::test]
+    async fn calls_over_the_concurrency_limit_are_shed() {
+        let release = Arc::new(Notify::new());
+        let waiting = {
+            let release = release.clone();
+            tower::service_fn(move |_request: Request<Body>| {
+                let release = release.clone();
+                async move {
+                    release.notified().await;
+                    Ok::<_, Infallible>(Response::new(Body::empty()))
+                }
+            })
+        };
+        let mut service = ConcurrencyLayer::new(1).layer(waiting);
+        let first = service.call(request("/slipway.v1.WorkloadService/GetWorkload"));
+        let first = tokio::spawn(first);
+        let shed = service
+            .call(request("/slipway.v1.WorkloadService/GetWorkload"))
+            .await
+            .expect("a response");
+        let status = status_of(&shed).expect("refused");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status.message().contains("--max-concurrent-requests"),
+            "{status:?}"
+        );
+
+        release.notify_one();
+        let answered = first.await.expect("joined").expect("a response");
+        assert!(status_of(&answered).is_none());
+        // The permit is back: the next call waits for its answer, not refused.
+        let next = tokio::spawn(service.call(request("/slipway.v1.WorkloadService/GetWorkload")));
+        release.notify_one();
+        let next = next.await.expect("joined").expect("a response");
+        assert!(status_of(&next).is_none());
+    }
+}
