@@ -19,7 +19,8 @@ pub struct GlobalOptions {
     pub server: Option<String>,
 
     /// TLS: the CA certificate (PEM) the server's certificate must be signed
-    /// by (default: the system's roots). For https:// servers.
+    /// by (default: the system's roots). The TLS flags apply to https://
+    /// servers only.
     #[arg(long, env = "SLIPWAY_TLS_CA", value_name = "PEM", global = true)]
     pub tls_ca: Option<PathBuf>,
 

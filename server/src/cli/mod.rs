@@ -129,11 +129,16 @@ fn operation_name(command: &ClientCommand) -> Option<&'static str> {
 
 async fn connect(options: &GlobalOptions) -> Result<Client, CliError> {
     let server = options.server.clone().unwrap_or_else(default_server);
-    let mut builder = Client::builder(server);
+    let mut builder = Client::builder(server.clone());
     if let Some(token) = &options.token {
         builder = builder.token(token.clone());
     } else if let Some(path) = &options.token_file {
         builder = builder.token(read_file(path, "token file")?);
+    }
+    // TLS settings (often from the environment) apply to https:// servers
+    // only; a socket or plaintext server is reached without them.
+    if !server.starts_with("https://") {
+        return connect_with(builder).await;
     }
     if let Some(path) = &options.tls_ca {
         builder = builder.ca_certificate(read_file(path, "CA certificate (--tls-ca)")?);
@@ -152,6 +157,10 @@ async fn connect(options: &GlobalOptions) -> Result<Client, CliError> {
             ));
         }
     }
+    connect_with(builder).await
+}
+
+async fn connect_with(builder: slipway_sdk::ClientBuilder) -> Result<Client, CliError> {
     builder
         .connect()
         .await
