@@ -114,10 +114,19 @@ pub async fn serve(
     // Unreadable certificates are found now, not at the first connection.
     config.transport.server_tls()?;
     let socket = match config.transport.socket_path(&config.data_dir) {
-        Some(path) => {
-            let socket_listener = config.transport.bind_socket(&path).await?;
-            Some((path, socket_listener))
-        }
+        Some(path) => match config.transport.bind_socket(&path).await {
+            Ok(socket_listener) => Some((path, socket_listener)),
+            // The default path under a deep data directory can be longer than
+            // a socket's path may be: serve on TCP alone then, and say so.
+            Err(crate::transport::TransportError::Io { source, .. })
+                if config.transport.socket.is_none()
+                    && source.kind() == std::io::ErrorKind::InvalidInput =>
+            {
+                tracing::warn!(socket = %path.display(), error = %source, "not listening on the default socket; give a shorter --socket");
+                None
+            }
+            Err(error) => return Err(error.into()),
+        },
         None => None,
     };
     let root = config.root.canonicalize().map_err(io(format!(
