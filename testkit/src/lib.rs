@@ -163,11 +163,6 @@ impl TestServer {
         socket_path(&self.config)
     }
 
-    /// The settings the server runs with.
-    pub fn config(&self) -> &ServeConfig {
-        &self.config
-    }
-
     /// The URL of the server's database (to look at it directly in a test).
     pub fn database_url(&self) -> String {
         self.config.database_url()
