@@ -273,9 +273,19 @@ impl From<Status> for Error {
                         current_revision: number("current_revision"),
                         message,
                     }
-                } else {
+                } else if info
+                    .as_ref()
+                    .is_some_and(|info| info.reason == "REVISION_COMPACTED")
+                {
                     Error::Compacted {
                         oldest_revision: number("oldest_revision"),
+                        message,
+                    }
+                } else {
+                    // Not about revisions: a message over the server's size
+                    // limit, say.
+                    Error::Other {
+                        code: Code::OutOfRange,
                         message,
                     }
                 }

@@ -138,3 +138,34 @@ async fn open_streams_are_capped_per_client() {
     };
     server.stop().await;
 }
+
+/// A request message over `--max-message-bytes` is refused, naming the limit;
+/// smaller ones go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_over_the_size_limit_are_refused() {
+    let server = TestServer::start_with(|config| config.limits.max_message_bytes = 4096).await;
+    let deployment = |name: &str, value_bytes: usize| {
+        slipway_sdk::DeploymentBuilder::new(name)
+            .service_path(".")
+            .command(["true"])
+            .env("PADDING", "x".repeat(value_bytes))
+            .build()
+    };
+    server
+        .client
+        .create_deployment(deployment("small", 1024))
+        .await
+        .expect("a message under the limit");
+    match server
+        .client
+        .create_deployment(deployment("large", 8192))
+        .await
+    {
+        Err(Error::Other {
+            code: Code::OutOfRange,
+            message,
+        }) => assert!(message.contains("4096"), "{message}"),
+        other => panic!("a message over the limit: {other:?}"),
+    }
+    server.stop().await;
+}
