@@ -1,5 +1,7 @@
-//! How a [`Client`](crate::Client) reaches the server: the address, and the
-//! credentials it presents on every call.
+//! How a [`Client`](crate::Client) reaches the server: the address (`http://`,
+//! `https://` with TLS, or `unix:///path` for the server's local socket), the
+//! TLS trust and client certificate, and the credentials it presents on every
+//! call.
 
 use std::fmt;
 
@@ -7,7 +9,7 @@ use tonic::{
     Request, Status,
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 
 use crate::{Client, Error, Result};
@@ -17,10 +19,18 @@ use crate::{Client, Error, Result};
 pub(crate) type AuthedChannel = InterceptedService<Channel, Credentials>;
 
 /// Builds a [`Client`]: `Client::builder(url).token(token).connect().await`.
+///
+/// URLs: `http://HOST:PORT`; `https://HOST:PORT` (TLS: the server's
+/// certificate is checked against [`ca_certificate`](Self::ca_certificate), or
+/// the system's roots without one); `unix:///PATH` (the server's Unix socket,
+/// where a caller without a token is the local administrator).
 #[derive(Clone)]
 pub struct ClientBuilder {
     url: String,
     token: Option<String>,
+    ca_certificate: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    tls_domain: Option<String>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -28,6 +38,9 @@ impl fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_certificate", &self.ca_certificate.is_some())
+            .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
+            .field("tls_domain", &self.tls_domain)
             .finish()
     }
 }
@@ -37,7 +50,35 @@ impl ClientBuilder {
         ClientBuilder {
             url: url.into(),
             token: None,
+            ca_certificate: None,
+            identity: None,
+            tls_domain: None,
         }
+    }
+
+    /// Trusts the CA certificate(s) in `pem` (instead of the system's roots)
+    /// for the server's certificate. Needs an `https://` URL.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> ClientBuilder {
+        self.ca_certificate = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate chain and private key (both PEM), for
+    /// a server that requires mutual TLS. Needs an `https://` URL.
+    pub fn identity(
+        mut self,
+        certificate_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> ClientBuilder {
+        self.identity = Some((certificate_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// The name the server's certificate must carry, when it is not the URL's
+    /// host. Needs an `https://` URL.
+    pub fn tls_domain(mut self, name: impl Into<String>) -> ClientBuilder {
+        self.tls_domain = Some(name.into());
+        self
     }
 
     /// Sends `token` as `authorization: Bearer TOKEN` on every call. Surrounding
@@ -51,7 +92,7 @@ impl ClientBuilder {
     /// Connects.
     pub async fn connect(self) -> Result<Client> {
         let credentials = Credentials::bearer(self.token.as_deref())?;
-        let url = self.url;
+        let url = self.url.clone();
         let endpoint = Endpoint::from_shared(url.clone())
             .map_err(|source| Error::Connect {
                 url: url.clone(),
@@ -61,11 +102,45 @@ impl ClientBuilder {
             // make them wait on acknowledgements.
             .initial_connection_window_size(Some(8 * 1024 * 1024))
             .initial_stream_window_size(Some(2 * 1024 * 1024));
+        let endpoint = match self.tls_settings(&url)? {
+            Some(tls) => endpoint.tls_config(tls).map_err(|source| Error::Connect {
+                url: url.clone(),
+                source,
+            })?,
+            None => endpoint,
+        };
         let channel = endpoint
             .connect()
             .await
             .map_err(|source| Error::Connect { url, source })?;
         Ok(Client::with_credentials(channel, credentials))
+    }
+
+    /// The TLS settings for an `https://` URL; TLS options with another URL
+    /// are an error rather than silently unused.
+    fn tls_settings(&self, url: &str) -> Result<Option<ClientTlsConfig>> {
+        let options_given =
+            self.ca_certificate.is_some() || self.identity.is_some() || self.tls_domain.is_some();
+        if !url.starts_with("https://") {
+            if options_given {
+                return Err(Error::InvalidTls(format!(
+                    "a CA, client certificate or TLS domain needs an https:// server URL, not {url}"
+                )));
+            }
+            return Ok(None);
+        }
+        let mut tls = ClientTlsConfig::new();
+        tls = match &self.ca_certificate {
+            Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
+            None => tls.with_native_roots(),
+        };
+        if let Some((certificate, key)) = &self.identity {
+            tls = tls.identity(Identity::from_pem(certificate, key));
+        }
+        if let Some(domain) = &self.tls_domain {
+            tls = tls.domain_name(domain.clone());
+        }
+        Ok(Some(tls))
     }
 }
 

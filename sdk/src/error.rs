@@ -160,6 +160,10 @@ pub enum Error {
     /// cannot be sent.
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    /// The TLS options given to the [`ClientBuilder`](crate::ClientBuilder)
+    /// cannot be used (a CA or certificate with a URL that is not `https://`).
+    #[error("invalid TLS settings: {0}")]
+    InvalidTls(String),
     /// A wait ended because the workload settled in another stage.
     #[error("workload {} is {} (waiting for {}): {}", workload.id, stage_name(workload.stage), wanted.label(), workload.error)]
     UnexpectedStage {
@@ -209,6 +213,7 @@ impl Error {
             | Error::UnexpectedStage { .. }
             | Error::StreamEnded(_)
             | Error::InvalidToken(_)
+            | Error::InvalidTls(_)
             | Error::TimedOut { .. } => None,
         }
     }
@@ -338,9 +343,19 @@ impl From<Status> for Error {
                         current_revision: number("current_revision"),
                         message,
                     }
-                } else {
+                } else if info
+                    .as_ref()
+                    .is_some_and(|info| info.reason == "REVISION_COMPACTED")
+                {
                     Error::Compacted {
                         oldest_revision: number("oldest_revision"),
+                        message,
+                    }
+                } else {
+                    // Not about revisions: a message over the server's size
+                    // limit, say.
+                    Error::Other {
+                        code: Code::OutOfRange,
                         message,
                     }
                 }

@@ -98,7 +98,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `url`, like `http://127.0.0.1:50051`, without credentials.
+    /// Connects to `url`, like `http://127.0.0.1:50051` or
+    /// `unix:///path/to/slipway.sock`, without credentials.
     pub async fn connect(url: impl Into<String>) -> Result<Client> {
         Client::builder(url).connect().await
     }

@@ -113,6 +113,12 @@ pub struct ServeConfig {
     /// Audit records older than this many days are deleted (checked hourly).
     #[arg(long, env = "SLIPWAY_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     pub audit_retention_days: u64,
+
+    #[command(flatten)]
+    pub transport: crate::transport::TransportConfig,
+
+    #[command(flatten)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl ServeConfig {
@@ -142,6 +148,8 @@ impl ServeConfig {
             auth: "on".to_owned(),
             admin_token_file: None,
             audit_retention_days: 90,
+            transport: crate::transport::TransportConfig::default(),
+            limits: crate::limits::LimitsConfig::default(),
         }
     }
 

@@ -9,11 +9,10 @@ use slipway::v1::{
     token_service_server::TokenServiceServer, workload_service_server::WorkloadServiceServer,
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    access::{self, AccessLayer, TokenError},
+    access::{self, TokenError},
     api::{AuditApi, DeploymentApi, NodeApi, TokenApi, WorkloadApi},
     config::ServeConfig,
     data_files,
@@ -26,6 +25,7 @@ use crate::{
         docker::DockerRuntime,
         process::{Containment, ProcessRuntime, ProcessSettings},
     },
+    serving::{Serving, serve_routes},
     store::{Store, StoreError},
 };
 
@@ -53,6 +53,10 @@ pub enum ServerError {
     Access(#[from] TokenError),
     #[error("--auth off is only allowed on a loopback address, not {address}")]
     AuthOffNotLoopback { address: std::net::SocketAddr },
+    /// The listeners or TLS could not be set up (plaintext off loopback
+    /// without --insecure, a socket in use, an unreadable certificate).
+    #[error(transparent)]
+    Listen(#[from] crate::transport::TransportError),
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -104,6 +108,27 @@ pub async fn serve(
     {
         return Err(ServerError::AuthOffNotLoopback { address });
     }
+    if let Ok(address) = listener.local_addr() {
+        config.transport.check_plaintext(address)?;
+    }
+    // Unreadable certificates are found now, not at the first connection.
+    config.transport.server_tls()?;
+    let socket = match config.transport.socket_path(&config.data_dir) {
+        Some(path) => match config.transport.bind_socket(&path).await {
+            Ok(socket_listener) => Some((path, socket_listener)),
+            // The default path under a deep data directory can be longer than
+            // a socket's path may be: serve on TCP alone then, and say so.
+            Err(crate::transport::TransportError::Io { source, .. })
+                if config.transport.socket.is_none()
+                    && source.kind() == std::io::ErrorKind::InvalidInput =>
+            {
+                tracing::warn!(socket = %path.display(), error = %source, "not listening on the default socket; give a shorter --socket");
+                None
+            }
+            Err(error) => return Err(error.into()),
+        },
+        None => None,
+    };
     let root = config.root.canonicalize().map_err(io(format!(
         "opening the root directory {}",
         config.root.display()
@@ -220,36 +245,53 @@ pub async fn serve(
         .build_v1alpha()?;
 
     let closing = CancellationToken::new();
-    let streams_closing = closing.clone();
-    let address = listener.local_addr().ok();
-    tracing::info!(address = ?address, root = %root.display(), database = ?crate::config::redact_password(&config.database_url()), "slipway is serving");
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down");
-        streams_closing.cancel();
-    };
-    let served = tonic::transport::Server::builder()
-        .initial_connection_window_size(Some(8 * 1024 * 1024))
-        .initial_stream_window_size(Some(2 * 1024 * 1024))
-        .layer(AccessLayer::new(store.clone(), enforce_auth))
+    tracing::info!(
+        address = ?listener.local_addr().ok(),
+        tls = config.transport.tls_cert.is_some(),
+        mutual_tls = config.transport.tls_client_ca.is_some(),
+        socket = ?socket.as_ref().map(|(path, _)| path.display().to_string()),
+        root = %root.display(),
+        database = ?crate::config::redact_password(&config.database_url()),
+        "slipway is serving"
+    );
+    let max_message_bytes = config.limits.max_message_bytes;
+    let mut routes = tonic::service::Routes::builder();
+    routes
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(DeploymentServiceServer::new(DeploymentApi::new(
-            orchestrator.clone(),
-        )))
-        .add_service(NodeServiceServer::new(NodeApi::new(
-            store.clone(),
-            node_agent.node().registration.id.clone(),
-        )))
-        .add_service(WorkloadServiceServer::new(WorkloadApi::new(
-            orchestrator.clone(),
-            closing.clone(),
-        )))
-        .add_service(TokenServiceServer::new(TokenApi::new(store.clone())))
-        .add_service(AuditServiceServer::new(AuditApi::new(store.clone())))
-        .serve_with_incoming_shutdown(without_delay(listener), signal)
-        .await;
+        .add_service(
+            DeploymentServiceServer::new(DeploymentApi::new(orchestrator.clone()))
+                .max_decoding_message_size(max_message_bytes),
+        )
+        .add_service(
+            NodeServiceServer::new(NodeApi::new(
+                store.clone(),
+                node_agent.node().registration.id.clone(),
+            ))
+            .max_decoding_message_size(max_message_bytes),
+        )
+        .add_service(
+            WorkloadServiceServer::new(WorkloadApi::new(orchestrator.clone(), closing.clone()))
+                .max_decoding_message_size(max_message_bytes),
+        )
+        .add_service(
+            TokenServiceServer::new(TokenApi::new(store.clone()))
+                .max_decoding_message_size(max_message_bytes),
+        )
+        .add_service(
+            AuditServiceServer::new(AuditApi::new(store.clone()))
+                .max_decoding_message_size(max_message_bytes),
+        );
+    let serving = Serving {
+        routes: routes.routes(),
+        store: store.clone(),
+        enforce_auth,
+        transport: &config.transport,
+        limits: &config.limits,
+        socket,
+    };
+    let served = serve_routes(serving, listener, closing, shutdown).await;
     audit_trimming.abort();
     if let Some(letting_go) = letting_go {
         letting_go.abort();
@@ -258,7 +300,7 @@ pub async fn serve(
     node_agent.leave().await;
     store.close().await?;
     tracing::info!("stopped");
-    Ok(served?)
+    served
 }
 
 /// When this node learns it was declared lost: it kills every workload it ran
@@ -310,22 +352,6 @@ fn registration(
         heartbeat_interval: config.node.heartbeat_interval,
         heartbeat_ttl: config.node.heartbeat_ttl,
     }
-}
-
-/// The accepted connections, with Nagle's algorithm off: small frames (a
-/// control call's answer, a progress message) leave at once instead of waiting
-/// for the client's delayed ACK, which cost about 40 ms per call.
-fn without_delay(
-    listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not turn off Nagle's algorithm on a connection");
-        }
-        Ok(stream)
-    })
 }
 
 /// Deletes audit records older than `retention_days`, at start and hourly.

@@ -61,6 +61,20 @@ impl TestServer {
     /// the user may create databases), the server gets a new PostgreSQL database
     /// instead of SQLite: the same tests, on the other backend.
     pub async fn start_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let (data, root, mut config) = Self::fresh_config().await;
+        adjust(&mut config);
+        Self::launch(data, root, config).await
+    }
+
+    /// As [`TestServer::start_with`], listening on `bind` (like `0.0.0.0:0`)
+    /// instead of `127.0.0.1:0`.
+    pub async fn start_listening(bind: &str, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let (data, root, mut config) = Self::fresh_config().await;
+        adjust(&mut config);
+        Self::launch_on(bind, data, root, config).await
+    }
+
+    async fn fresh_config() -> (TempDir, TempDir, ServeConfig) {
         let data = TempDir::new().expect("data dir");
         let root = TempDir::new().expect("root dir");
         let mut config = ServeConfig::new(data.path().join("data"), root.path().to_path_buf());
@@ -69,15 +83,25 @@ impl TestServer {
             config.database_url = Some(postgres_database(&admin_url).await);
         }
         config.admin_token_file = Some(write_admin_token(data.path()));
-        adjust(&mut config);
-        Self::launch(data, root, config).await
+        (data, root, config)
     }
 
     async fn launch(data: TempDir, root: TempDir, config: ServeConfig) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
+        Self::launch_on("127.0.0.1:0", data, root, config).await
+    }
+
+    async fn launch_on(
+        bind: &str,
+        data: TempDir,
+        root: TempDir,
+        config: ServeConfig,
+    ) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
+        let mut address = listener.local_addr().expect("address");
+        if address.ip().is_unspecified() {
+            // Listening on every address: reach it on loopback.
+            address = SocketAddr::from(([127, 0, 0, 1], address.port()));
+        }
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(config.clone(), listener, async move {
             let _ = signal.await;
@@ -87,7 +111,16 @@ impl TestServer {
             // The server writes its bootstrap token at start.
             None => read_when_written(&config.data_dir.join("admin.token")).await,
         };
-        let client = Client::builder(format!("http://{address}"))
+        if let Some(socket) = socket_path(&config) {
+            wait_for_file(&socket).await;
+        }
+        // With TLS on TCP, the admin client takes the Unix socket (with the
+        // admin token, so that it still acts as that token).
+        let url = match (&config.transport.tls_cert, socket_path(&config)) {
+            (Some(_), Some(socket)) => format!("unix://{}", socket.display()),
+            _ => format!("http://{address}"),
+        };
+        let client = Client::builder(url)
             .token(admin_token.trim())
             .connect()
             .await
@@ -123,6 +156,11 @@ impl TestServer {
         Client::connect(format!("http://{}", self.address))
             .await
             .expect("connect")
+    }
+
+    /// The server's Unix socket, unless it was turned off.
+    pub fn socket_path(&self) -> Option<PathBuf> {
+        socket_path(&self.config)
     }
 
     /// The URL of the server's database (to look at it directly in a test).
@@ -345,6 +383,10 @@ impl TestServer {
     }
 }
 
+fn socket_path(config: &ServeConfig) -> Option<PathBuf> {
+    config.transport.socket_path(&config.data_dir)
+}
+
 /// Writes a new admin token to `dir/admin.token` (0600) and returns the
 /// file's path, for `--admin-token-file`: the server makes it an admin token
 /// at start, so the test knows it before the server runs.
@@ -381,6 +423,19 @@ pub async fn read_when_written(path: &Path) -> String {
             path.display()
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Returns once `path` exists, within [`PATIENCE`].
+pub async fn wait_for_file(path: &Path) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !path.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} did not appear in time",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

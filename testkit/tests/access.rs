@@ -34,7 +34,31 @@ const RPCS: &[&str] = &[
     "TokenService/ListTokens",
     "TokenService/RevokeToken",
     "AuditService/ListAudit",
+    "NodeService/ListNodes",
+    "NodeService/GetNode",
+    "NodeService/PauseNode",
+    "NodeService/ResumeNode",
 ];
+
+/// Every RPC of the `slipway.v1` services, read from the protocol's
+/// descriptors, so that a new RPC cannot be left out of [`RPCS`].
+fn rpcs_of_the_protocol() -> Vec<String> {
+    use prost::Message;
+    let set = slipway_sdk::prost_types::FileDescriptorSet::decode(
+        slipway_sdk::proto::FILE_DESCRIPTOR_SET,
+    )
+    .expect("the descriptor set decodes");
+    let mut rpcs = Vec::new();
+    for file in set.file {
+        for service in file.service {
+            for method in &service.method {
+                rpcs.push(format!("{}/{}", service.name(), method.name()));
+            }
+        }
+    }
+    rpcs.sort();
+    rpcs
+}
 
 async fn token(server: &TestServer, name: &str, role: &str, projects: &[&str]) -> String {
     server
@@ -140,6 +164,23 @@ async fn call(server: &TestServer, client: &Client, rpc: &str, project: &str) ->
             .list_audit(ListAuditRequest::default())
             .await
             .map(drop),
+        "ListNodes" => client.list_nodes(true).await.map(drop),
+        "GetNode" => {
+            let nodes = server.client.list_nodes(false).await.expect("nodes");
+            let node = nodes.first().expect("this server is a node");
+            client.get_node(&node.id).await.map(drop)
+        }
+        // Without force: the only node is not paused (FAILED_PRECONDITION).
+        "PauseNode" => {
+            let nodes = server.client.list_nodes(false).await.expect("nodes");
+            let node = nodes.first().expect("this server is a node");
+            client.pause_node(&node.id, false, "").await.map(drop)
+        }
+        "ResumeNode" => {
+            let nodes = server.client.list_nodes(false).await.expect("nodes");
+            let node = nodes.first().expect("this server is a node");
+            client.resume_node(&node.id).await.map(drop)
+        }
         other => panic!("no call for {other}"),
     }
 }
@@ -168,6 +209,9 @@ async fn every_rpc_and_role_follows_the_permission_table() {
         .client_with_token(&token(&server, "lo", "operator", &["alpha"]).await)
         .await;
     let anonymous = server.client_without_token().await;
+    let mut covered: Vec<String> = RPCS.iter().map(|rpc| rpc.to_string()).collect();
+    covered.sort();
+    assert_eq!(covered, rpcs_of_the_protocol(), "RPCS lists every RPC");
     for rpc in RPCS {
         let permission = permission_for(&format!("/slipway.v1.{rpc}"))
             .unwrap_or_else(|| panic!("{rpc} is in the permission table"));
@@ -202,9 +246,16 @@ async fn every_rpc_and_role_follows_the_permission_table() {
         }
         // ...and refused on another's, naming it (lists and watches filter instead).
         let other = call(&server, &limited, rpc, "beta").await;
-        let filters = ["ListDeployments", "ListWorkloads", "WatchEvents"]
-            .iter()
-            .any(|method| rpc.ends_with(method));
+        // Lists and watches filter; nodes belong to no project.
+        let filters = [
+            "ListDeployments",
+            "ListWorkloads",
+            "WatchEvents",
+            "ListNodes",
+            "GetNode",
+        ]
+        .iter()
+        .any(|method| rpc.ends_with(method));
         if filters {
             assert!(other.is_ok(), "{rpc} filters: {other:?}");
         } else if permission.role <= Role::Operator {

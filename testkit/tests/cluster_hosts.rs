@@ -89,6 +89,16 @@ mod needs_docker {
 
     impl Drop for Hosts {
         fn drop(&mut self) {
+            if std::thread::panicking() {
+                for container in &self.containers {
+                    let logs = docker(&["logs", "--tail", "20", container]);
+                    eprintln!(
+                        "--- {container}:\n{}{}",
+                        String::from_utf8_lossy(&logs.stdout),
+                        String::from_utf8_lossy(&logs.stderr)
+                    );
+                }
+            }
             for container in &self.containers {
                 let _ = docker(&["rm", "-f", container]);
             }
@@ -198,6 +208,7 @@ mod needs_docker {
                 image,
                 "--listen",
                 "0.0.0.0:50051",
+                "--insecure",
                 "--database-url",
                 &container_url,
                 "--admin-token-file",

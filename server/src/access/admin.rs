@@ -35,6 +35,9 @@ pub enum TokenError {
     },
     #[error("the admin token file {path} does not hold a slipway token (slw_…)")]
     NotAToken { path: String },
+    /// A stored token has the file's token id but another secret.
+    #[error("the token id of the admin token file {path} belongs to another token")]
+    TokenIdTaken { path: String },
 }
 
 /// What a new token may do.
@@ -110,20 +113,31 @@ pub async fn bootstrap(
             path: path.display().to_string(),
         };
         let (id, secret) = parse_token(&text).ok_or_else(not_a_token)?;
-        if store.token(&id).await?.is_none() {
-            store
-                .insert_token(&TokenRow {
-                    id,
-                    name: "admin".to_owned(),
-                    role: Role::Admin.as_str().to_owned(),
-                    projects: Vec::new(),
-                    secret_hash: secret.hash(),
-                    created_at: now().0,
-                    expires_at: None,
-                    revoked_at: None,
-                    last_used_at: None,
-                })
-                .await?;
+        // Insert-if-absent: nodes started together with the same file race
+        // here, and all of them must start.
+        let inserted = store
+            .insert_token_if_absent(&TokenRow {
+                id: id.clone(),
+                name: "admin".to_owned(),
+                role: Role::Admin.as_str().to_owned(),
+                projects: Vec::new(),
+                secret_hash: secret.hash(),
+                created_at: now().0,
+                expires_at: None,
+                revoked_at: None,
+                last_used_at: None,
+            })
+            .await?;
+        if !inserted {
+            let stored = store
+                .token(&id)
+                .await?
+                .ok_or_else(|| TokenError::NotFound { id: id.clone() })?;
+            if !secret.matches(&stored.secret_hash) {
+                return Err(TokenError::TokenIdTaken {
+                    path: path.display().to_string(),
+                });
+            }
         }
         return Ok(None);
     }

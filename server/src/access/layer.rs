@@ -22,11 +22,7 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body::Frame;
-use tonic::{
-    Code, Status,
-    body::Body,
-    transport::server::{TcpConnectInfo, UdsConnectInfo},
-};
+use tonic::{Code, Status, body::Body, transport::server::UdsConnectInfo};
 
 use super::{Caller, Role, is_open, parse_token, permission_for};
 use crate::{
@@ -165,11 +161,11 @@ where
             let permission = permission_for(&path);
             let action = path.rsplit('/').next().unwrap_or_default().to_owned();
             let audited = permission.is_none_or(|permission| permission.audited);
-            let peer = request
-                .extensions()
-                .get::<TcpConnectInfo>()
-                .and_then(TcpConnectInfo::remote_addr);
-            let local = request.extensions().get::<UdsConnectInfo>().is_some();
+            let peer = crate::limits::peer_address(&request);
+            // On the Unix socket, a caller without a token is the local
+            // administrator; one with a token acts as that token.
+            let local = request.extensions().get::<UdsConnectInfo>().is_some()
+                && !request.headers().contains_key(http::header::AUTHORIZATION);
             let caller = if local || !shared.enforce {
                 Ok(Caller::local())
             } else {

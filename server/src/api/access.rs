@@ -42,7 +42,8 @@ fn token_status(error: TokenError) -> Status {
         TokenError::UnknownRole { .. }
         | TokenError::NoName
         | TokenError::AdminWithProjects
-        | TokenError::NotAToken { .. } => Status::invalid_argument(error.to_string()),
+        | TokenError::NotAToken { .. }
+        | TokenError::TokenIdTaken { .. } => Status::invalid_argument(error.to_string()),
         TokenError::NotFound { .. } => Status::not_found(error.to_string()),
         TokenError::Random(_) | TokenError::Store(_) | TokenError::Io { .. } => {
             tracing::error!(%error, "token operation failed");

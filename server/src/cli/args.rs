@@ -11,14 +11,37 @@ use super::output::OutputFormat;
 /// Flags every client command takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOptions {
-    /// The Slipway server to talk to.
+    /// The Slipway server to talk to: `http://HOST:PORT`, `https://HOST:PORT`
+    /// (TLS) or `unix:///PATH` (a server's socket; no token needed there).
+    /// Default: the socket ./.slipway/slipway.sock of a server started in this
+    /// directory when it exists, else http://127.0.0.1:50051.
+    #[arg(long, env = "SLIPWAY_SERVER", global = true)]
+    pub server: Option<String>,
+
+    /// TLS: the CA certificate (PEM) the server's certificate must be signed
+    /// by (default: the system's roots). The TLS flags apply to https://
+    /// servers only.
+    #[arg(long, env = "SLIPWAY_TLS_CA", value_name = "PEM", global = true)]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Mutual TLS: the client certificate (PEM) presented to the server.
+    /// Needs --tls-client-key.
     #[arg(
         long,
-        env = "SLIPWAY_SERVER",
-        default_value = "http://127.0.0.1:50051",
+        env = "SLIPWAY_TLS_CLIENT_CERT",
+        value_name = "PEM",
         global = true
     )]
-    pub server: String,
+    pub tls_client_cert: Option<PathBuf>,
+
+    /// Mutual TLS: the client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "SLIPWAY_TLS_CLIENT_KEY",
+        value_name = "PEM",
+        global = true
+    )]
+    pub tls_client_key: Option<PathBuf>,
 
     /// The token sent to the server (`authorization: Bearer …`).
     #[arg(

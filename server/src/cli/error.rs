@@ -153,7 +153,7 @@ impl CliError {
 fn server_hint(error: &SdkError, operation: Option<&str>) -> Option<String> {
     match error {
         SdkError::Connect { .. } | SdkError::Unavailable { .. } => Some(
-            "is the server running? start it with `slipway serve`, or point --server (SLIPWAY_SERVER) at it"
+            "is the server running? start it with `slipway serve`, or point --server (SLIPWAY_SERVER) at it (unix:///PATH for its socket, https:// with TLS)"
                 .to_owned(),
         ),
         SdkError::InvalidState { current_stage, .. } => {

@@ -35,7 +35,8 @@ pub const AFTER_HELP: &str = "Exit codes: 0 ok, 1 failed (or one of several oper
 IDs: a full workload id, a unique prefix of one (the 12-digit short ID is enough), \
 or a deployment name.
 
-Environment: SLIPWAY_SERVER (--server), SLIPWAY_TOKEN (--token), SLIPWAY_TOKEN_FILE (--token-file), NO_COLOR (no colour even on a terminal).";
+Environment: SLIPWAY_SERVER (--server), SLIPWAY_TOKEN (--token), SLIPWAY_TOKEN_FILE (--token-file), \
+SLIPWAY_TLS_CA (--tls-ca), SLIPWAY_TLS_CLIENT_CERT (--tls-client-cert), SLIPWAY_TLS_CLIENT_KEY (--tls-client-key), NO_COLOR (no colour even on a terminal).";
 
 /// Runs a client command; `root_command` builds the whole command line (for completions).
 pub async fn execute(
@@ -151,19 +152,57 @@ async fn connect(options: &GlobalOptions) -> Result<Client, CliError> {
         .map_err(|error| CliError::server("cannot reach the server", error))
 }
 
-/// A client builder for `--server` with the token of `--token` or `--token-file`.
+/// A client builder for `--server` (the local socket by default, when there
+/// is one) with the token of `--token` or `--token-file` and, for an
+/// `https://` server, the TLS settings.
 fn client_builder(options: &GlobalOptions) -> Result<ClientBuilder, CliError> {
-    let mut builder = Client::builder(options.server.clone());
+    let server = options.server.clone().unwrap_or_else(default_server);
+    let mut builder = Client::builder(server.clone());
     if let Some(token) = &options.token {
         builder = builder.token(token.clone());
     } else if let Some(path) = &options.token_file {
-        let token = std::fs::read_to_string(path).map_err(|error| {
-            CliError::usage(format!(
-                "cannot read the token file {}: {error}",
-                path.display()
-            ))
-        })?;
-        builder = builder.token(token);
+        builder = builder.token(read_file(path, "token file")?);
+    }
+    // TLS settings (often from the environment) apply to https:// servers
+    // only; a socket or plaintext server is reached without them.
+    if !server.starts_with("https://") {
+        return Ok(builder);
+    }
+    if let Some(path) = &options.tls_ca {
+        builder = builder.ca_certificate(read_file(path, "CA certificate (--tls-ca)")?);
+    }
+    match (&options.tls_client_cert, &options.tls_client_key) {
+        (Some(certificate), Some(key)) => {
+            builder = builder.identity(
+                read_file(certificate, "client certificate (--tls-client-cert)")?,
+                read_file(key, "client key (--tls-client-key)")?,
+            );
+        }
+        (None, None) => {}
+        _ => {
+            return Err(CliError::usage(
+                "--tls-client-cert and --tls-client-key go together".to_owned(),
+            ));
+        }
     }
     Ok(builder)
+}
+
+/// The local socket of a server started in this directory (`slipway serve`
+/// with the default data directory), when it exists; else TCP on loopback.
+fn default_server() -> String {
+    let socket = std::path::Path::new(".slipway").join(slipway_server::transport::SOCKET_FILE_NAME);
+    match std::fs::canonicalize(&socket) {
+        Ok(path) => format!("unix://{}", path.display()),
+        Err(_) => "http://127.0.0.1:50051".to_owned(),
+    }
+}
+
+fn read_file(path: &std::path::Path, what: &str) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|error| {
+        CliError::usage(format!(
+            "cannot read the {what} {}: {error}",
+            path.display()
+        ))
+    })
 }

@@ -117,26 +117,26 @@ fn row_from(model: token::Model) -> StoreResult<TokenRow> {
 
 impl Store {
     pub async fn insert_token(&self, row: &TokenRow) -> StoreResult<()> {
-        let projects =
-            serde_json::to_string(&row.projects).map_err(|error| StoreError::Corrupt {
-                what: "token projects",
-                detail: error.to_string(),
-            })?;
-        token::Entity::insert(token::ActiveModel {
-            id: Set(row.id.clone()),
-            name: Set(row.name.clone()),
-            role: Set(row.role.clone()),
-            projects: Set(projects),
-            secret_hash: Set(row.secret_hash.clone()),
-            created_at: Set(row.created_at),
-            expires_at: Set(row.expires_at),
-            revoked_at: Set(row.revoked_at),
-            last_used_at: Set(row.last_used_at),
-        })
-        .exec(&self.db)
-        .await
-        .map_err(database("storing a token"))?;
+        token::Entity::insert(token_model(row)?)
+            .exec(&self.db)
+            .await
+            .map_err(database("storing a token"))?;
         Ok(())
+    }
+
+    /// Stores the token unless one with its id exists already (then nothing
+    /// changes); whether it was stored. Safe when several nodes bootstrap
+    /// the same token at once.
+    pub async fn insert_token_if_absent(&self, row: &TokenRow) -> StoreResult<bool> {
+        let inserted = token::Entity::insert(token_model(row)?)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(database("storing a token"))?;
+        Ok(matches!(
+            inserted,
+            sea_orm::TryInsertResult::Inserted(rows) if rows > 0
+        ))
     }
 
     pub async fn token(&self, id: &str) -> StoreResult<Option<TokenRow>> {
@@ -270,4 +270,22 @@ impl Store {
             .map_err(database("trimming the audit trail"))?
             .rows_affected)
     }
+}
+
+fn token_model(row: &TokenRow) -> StoreResult<token::ActiveModel> {
+    let projects = serde_json::to_string(&row.projects).map_err(|error| StoreError::Corrupt {
+        what: "token projects",
+        detail: error.to_string(),
+    })?;
+    Ok(token::ActiveModel {
+        id: Set(row.id.clone()),
+        name: Set(row.name.clone()),
+        role: Set(row.role.clone()),
+        projects: Set(projects),
+        secret_hash: Set(row.secret_hash.clone()),
+        created_at: Set(row.created_at),
+        expires_at: Set(row.expires_at),
+        revoked_at: Set(row.revoked_at),
+        last_used_at: Set(row.last_used_at),
+    })
 }

@@ -82,6 +82,11 @@ impl Harness {
         format!("http://{}", self.address)
     }
 
+    /// The server's data directory (its Unix socket is `slipway.sock` in it).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._data.path().join("data")
+    }
+
     /// The directory service paths resolve under.
     pub fn root(&self) -> &Path {
         self.root.path()
