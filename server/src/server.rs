@@ -183,7 +183,10 @@ pub async fn serve(
     .map_err(|reason| ServerError::Config(format!("--process-user: {reason}")))?;
     let runtimes: Vec<Arc<dyn Runtime>> = vec![
         Arc::new(process_runtime),
-        Arc::new(DockerRuntime::with_publish_address(config.publish_address)),
+        Arc::new(
+            DockerRuntime::with_publish_address(config.publish_address)
+                .with_node(Some(node_id.to_string())),
+        ),
     ];
     let mut node_agent = NodeAgent::start(
         store.clone(),

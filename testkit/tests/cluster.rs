@@ -25,12 +25,26 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 struct Member {
     server: ServerProcess,
-    _dirs: (TempDir, TempDir),
+    /// Its data directory (node id, admin token) and root: kept, so that it
+    /// can start again as the same node.
+    dirs: (TempDir, TempDir),
+    database_url: String,
 }
 
 async fn member(database_url: &str, name: &str, ports: &str) -> Member {
-    let data = TempDir::new().expect("data dir");
-    let root = TempDir::new().expect("root dir");
+    let dirs = (
+        TempDir::new().expect("data dir"),
+        TempDir::new().expect("root dir"),
+    );
+    member_in(database_url, name, ports, dirs).await
+}
+
+async fn member_in(
+    database_url: &str,
+    name: &str,
+    ports: &str,
+    (data, root): (TempDir, TempDir),
+) -> Member {
     let server = ServerProcess::start_with_args(
         SERVER_PROCESS,
         &data.path().join("data"),
@@ -52,7 +66,8 @@ async fn member(database_url: &str, name: &str, ports: &str) -> Member {
     .await;
     Member {
         server,
-        _dirs: (data, root),
+        dirs: (data, root),
+        database_url: database_url.to_owned(),
     }
 }
 
@@ -636,4 +651,52 @@ async fn a_paused_node_takes_no_new_workloads() {
     )
     .await;
     assert_eq!(more[0].node_id, b_node.id, "the emptiest node again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_started_again_stops_what_it_no_longer_runs() {
+    let Some((a, b, c)) = three_nodes().await else {
+        return;
+    };
+    let b_node = node_named(&a.server.client, "node-b").await;
+    let builder = DeploymentBuilder::new("orphans")
+        .command(["sh", "-c", "echo up; exec sleep 600"])
+        .restart_policy(always());
+    let placed = start_many(&a.server.client, builder, 3).await;
+    let on_b = placed
+        .iter()
+        .find(|w| w.node_id == b_node.id)
+        .expect("one on node B")
+        .clone();
+    let old_pgid: i32 = on_b.runtime_id.parse().expect("a process group");
+
+    // kill -9 of the server alone: its process outlives it, and the workload
+    // runs again on another node meanwhile.
+    let Member {
+        server,
+        dirs,
+        database_url,
+    } = b;
+    server.kill9();
+    let moved = runs_again_elsewhere(&c.server.client, &on_b.id, &b_node.id).await;
+    assert!(
+        process_group_exists(old_pgid),
+        "the old process outlived its node"
+    );
+
+    // Started again, node B stops the process of the workload it no longer runs.
+    let b = member_in(&database_url, "node-b", "3720-3739", dirs).await;
+    eventually_async("node B stopped its orphan", || async {
+        !process_group_exists(old_pgid)
+    })
+    .await;
+    let now = b
+        .server
+        .client
+        .get_workload(&on_b.id)
+        .await
+        .expect("workload");
+    assert_eq!(now.stage(), Stage::Running);
+    assert_eq!(now.node_id, moved.node_id);
+    assert_eq!(now.generation, 2);
 }

@@ -265,6 +265,40 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// Kills the processes this node started (an earlier run of it: they
+    /// outlived a `kill -9`) for workloads it no longer runs: failed over to
+    /// another node meanwhile, stopped, or deleted. Its own unfinished ones
+    /// are left to start-up reconcile.
+    pub(super) async fn stop_orphans(&self) -> Result<()> {
+        let node = &self.inner.node_id;
+        for runtime in self.inner.runtimes.values() {
+            let mut ids = match runtime.workloads_started_by(node).await {
+                Ok(ids) => ids,
+                Err(error) => {
+                    tracing::warn!(%error, runtime = runtime.kind().as_str(), "looking for instances of workloads this node no longer runs failed");
+                    continue;
+                }
+            };
+            if ids.is_empty() {
+                continue;
+            }
+            ids.sort();
+            ids.dedup();
+            let keep = self.inner.store.running_here(&ids, node).await?;
+            for workload_id in ids.iter().filter(|id| !keep.contains(*id)) {
+                tracing::warn!(
+                    %workload_id,
+                    runtime = runtime.kind().as_str(),
+                    "stopping what this node started for a workload it no longer runs"
+                );
+                if let Err(error) = runtime.remove_started_by(node, workload_id).await {
+                    tracing::warn!(%error, %workload_id, "stopping it failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// This node was declared lost: every workload it ran belongs to nobody,
     /// or to another node, now. Kills what runs here without recording
     /// anything.

@@ -195,6 +195,9 @@ impl Orchestrator {
             reconciled,
         });
         let orchestrator = Orchestrator { inner };
+        if let Err(error) = orchestrator.stop_orphans().await {
+            tracing::warn!(%error, "looking for processes of workloads this node no longer runs failed");
+        }
         orchestrator.spawn_sweeps();
         // Their ports stay held until reconcile has adopted or stopped what
         // holds them: no new workload is handed one meanwhile.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::{
-    domain::{DeploymentId, DeploymentSpec, FieldViolation, RuntimeKind, WorkloadId},
+    domain::{DeploymentId, DeploymentSpec, FieldViolation, NodeId, RuntimeKind, WorkloadId},
     logs::LogSink,
 };
 
@@ -279,4 +279,21 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes what the runtime keeps for a workload that is deleted (its
     /// containers); its instance is already stopped.
     async fn remove(&self, workload_id: &WorkloadId) -> Result<(), RuntimeError>;
+
+    /// The workloads with instances on this host that `node` started (an
+    /// earlier run of this node, whose instances outlived it), each once or
+    /// more. A runtime that tags nothing with the node finds none.
+    async fn workloads_started_by(&self, _node: &NodeId) -> Result<Vec<WorkloadId>, RuntimeError> {
+        Ok(Vec::new())
+    }
+
+    /// Kills and removes the instances of `workload_id` that `node` started,
+    /// writing nothing about them (the workload is another node's now).
+    async fn remove_started_by(
+        &self,
+        _node: &NodeId,
+        _workload_id: &WorkloadId,
+    ) -> Result<(), RuntimeError> {
+        Ok(())
+    }
 }

@@ -89,6 +89,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Which of `ids` `node` owns with a run that is not over.
+    pub async fn running_here(
+        &self,
+        ids: &[WorkloadId],
+        node: &NodeId,
+    ) -> StoreResult<HashSet<WorkloadId>> {
+        let owned: Vec<WorkloadId> = workload::Entity::find()
+            .select_only()
+            .column(workload::Column::Id)
+            .filter(workload::Column::Id.is_in(ids.iter().cloned()))
+            .filter(workload::Column::NodeId.eq(node.clone()))
+            .filter(workload::Column::Stage.is_not_in(TERMINAL))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(database("reading the owners of workloads"))?;
+        Ok(owned.into_iter().collect())
+    }
+}
+
 /// Rows owned by `node`, or by no node (written before nodes owned workloads).
 pub(super) fn owned_by(node: &NodeId) -> Condition {
     Condition::any()

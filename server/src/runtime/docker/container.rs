@@ -217,7 +217,12 @@ impl DockerRuntime {
             }
         }
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let body = create_body(context, image_of(context), self.publish_address);
+        let mut body = create_body(context, image_of(context), self.publish_address);
+        if let Some(node) = &self.node {
+            body.labels
+                .get_or_insert_with(Default::default)
+                .insert(super::labels::NODE.to_owned(), node.clone());
+        }
         let created = docker
             .create_container(Some(options), body)
             .await

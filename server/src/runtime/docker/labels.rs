@@ -7,6 +7,8 @@ use crate::domain::{DeploymentId, WorkloadId};
 pub const WORKLOAD: &str = "slipway.workload";
 pub const DEPLOYMENT: &str = "slipway.deployment";
 pub const GENERATION: &str = "slipway.generation";
+/// The node that created the container (when it knows its id).
+pub const NODE: &str = "slipway.node";
 
 /// What a container's labels say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]

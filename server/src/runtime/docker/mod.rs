@@ -38,7 +38,7 @@ use super::{
     RuntimeHandle,
 };
 use crate::{
-    domain::{LogLevel, RuntimeKind, WorkloadId},
+    domain::{LogLevel, NodeId, RuntimeKind, WorkloadId},
     logs::LogSink,
 };
 
@@ -50,6 +50,8 @@ pub struct DockerRuntime {
     client: OnceCell<Docker>,
     /// The host address container ports are published on.
     publish_address: IpAddr,
+    /// This node's id, put on every container it creates.
+    node: Option<String>,
 }
 
 impl Default for DockerRuntime {
@@ -105,7 +107,38 @@ impl DockerRuntime {
         Self {
             client: OnceCell::new(),
             publish_address,
+            node: None,
         }
+    }
+
+    /// The same runtime, labelling its containers with `node` (this node's id).
+    pub fn with_node(mut self, node: Option<String>) -> Self {
+        self.node = node;
+        self
+    }
+
+    /// Slipway's containers labelled with `node`, with their labels.
+    async fn containers_of_node(
+        &self,
+        node: &NodeId,
+    ) -> Result<Vec<(String, ContainerLabels)>, RuntimeError> {
+        let docker = self.docker().await?;
+        let filters = HashMap::from([("label", vec![format!("{}={node}", labels::NODE)])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|error| engine_error("listing containers", error))?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|summary| {
+                let labels = ContainerLabels::parse(summary.labels.as_ref()?)?;
+                Some((summary.id?, labels))
+            })
+            .collect())
     }
 
     /// The engine, connected and with its API version negotiated.
@@ -391,6 +424,32 @@ impl Runtime for DockerRuntime {
     async fn remove(&self, workload_id: &WorkloadId) -> Result<(), RuntimeError> {
         for (id, _) in self.containers_of(workload_id).await? {
             self.remove_container(&id).await?;
+        }
+        Ok(())
+    }
+
+    async fn workloads_started_by(&self, node: &NodeId) -> Result<Vec<WorkloadId>, RuntimeError> {
+        if self.docker().await.is_err() {
+            // No engine here: no container either.
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .containers_of_node(node)
+            .await?
+            .into_iter()
+            .map(|(_, labels)| labels.workload_id)
+            .collect())
+    }
+
+    async fn remove_started_by(
+        &self,
+        node: &NodeId,
+        workload_id: &WorkloadId,
+    ) -> Result<(), RuntimeError> {
+        for (id, labels) in self.containers_of_node(node).await? {
+            if &labels.workload_id == workload_id {
+                self.remove_container(&id).await?;
+            }
         }
         Ok(())
     }

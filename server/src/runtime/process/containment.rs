@@ -40,6 +40,31 @@ pub fn tagged_processes(workload_id: &WorkloadId, node: Option<&str>) -> Vec<Pid
         .collect()
 }
 
+/// Live processes that `node` started (tagged [`NODE_ENV`]`=node`), each with
+/// the workload it belongs to.
+pub fn processes_of_node(node: &str) -> Vec<(Pid, WorkloadId)> {
+    let node_tag = format!("{NODE_ENV}={node}");
+    let workload_prefix = format!("{WORKLOAD_ENV}=");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != std::process::id() as i32)
+        .filter_map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let mut entries = environ.split(|byte| *byte == 0);
+            if !entries.clone().any(|entry| entry == node_tag.as_bytes()) {
+                return None;
+            }
+            let workload =
+                entries.find_map(|entry| entry.strip_prefix(workload_prefix.as_bytes()))?;
+            let workload = WorkloadId::parse(std::str::from_utf8(workload).ok()?).ok()?;
+            Some((Pid::from_raw(pid), workload))
+        })
+        .collect()
+}
+
 /// Stops every tagged process of a workload: SIGTERM, up to `grace`, SIGKILL.
 pub(super) async fn stop_tagged(
     workload_id: &WorkloadId,

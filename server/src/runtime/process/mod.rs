@@ -28,7 +28,7 @@ use nix::{
 use tokio::{process::Command, sync::watch, time::Instant};
 
 pub use self::cgroup::Cgroups;
-pub use self::containment::{Containment, tagged_processes};
+pub use self::containment::{Containment, processes_of_node, tagged_processes};
 use self::containment::{kill_leftovers, stop_tagged};
 pub use self::identity::{DEFAULT_ENV_ALLOW, DEFAULT_PATH, Identity};
 pub use self::launch::ProcessSettings;
@@ -39,7 +39,8 @@ use super::{
 };
 use crate::{
     domain::{
-        DeploymentSpec, FieldViolation, LogLevel, LogStream, RuntimeKind, UserSpec, WorkloadId,
+        DeploymentSpec, FieldViolation, LogLevel, LogStream, NodeId, RuntimeKind, UserSpec,
+        WorkloadId,
     },
     logs::LogSink,
 };
@@ -489,6 +490,34 @@ impl Runtime for ProcessRuntime {
             wait_group_gone(pgid, KILL_WAIT).await;
         }
         Ok(Reclaimed::Stopped)
+    }
+
+    async fn workloads_started_by(&self, node: &NodeId) -> Result<Vec<WorkloadId>, RuntimeError> {
+        let node = node.to_string();
+        Ok(
+            tokio::task::spawn_blocking(move || processes_of_node(&node))
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(_, workload_id)| workload_id)
+                .collect(),
+        )
+    }
+
+    async fn remove_started_by(
+        &self,
+        node: &NodeId,
+        workload_id: &WorkloadId,
+    ) -> Result<(), RuntimeError> {
+        let node = node.to_string();
+        let workload_id = workload_id.clone();
+        let found = tokio::task::spawn_blocking(move || processes_of_node(&node))
+            .await
+            .unwrap_or_default();
+        for (pid, _) in found.into_iter().filter(|(_, id)| *id == workload_id) {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+        Ok(())
     }
 
     async fn remove(&self, workload_id: &WorkloadId) -> Result<(), RuntimeError> {
