@@ -17,7 +17,7 @@ fn docker(arguments: &[&str]) -> std::io::Result<Output> {
 }
 
 /// Where the static busybox the test image is made of is, if installed.
-fn static_busybox() -> Option<&'static Path> {
+pub fn static_busybox() -> Option<&'static Path> {
     ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .map(Path::new)

@@ -3,7 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod docker;
+pub mod net;
 mod process;
+mod wait;
+
+pub use wait::until;
 
 pub use process::{Dirs, ServerProcess};
 

@@ -3,7 +3,7 @@
 //! the workloads of a lost node run again elsewhere, once, while the lost
 //! node, if it comes back, lets go of them.
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
 use futures::StreamExt;
 use nix::sys::signal::{Signal, kill};
@@ -15,13 +15,14 @@ use slipway_sdk::{
         restart_policy::Mode,
     },
 };
-use slipway_testkit::{ServerProcess, postgres_test_database, process_group_exists};
+use slipway_testkit::{
+    PATIENCE, ServerProcess,
+    net::{TcpProxy, postgres_address, postgres_url_via},
+    postgres_test_database, process_group_exists, until,
+};
 use tempfile::TempDir;
 
 const SERVER_PROCESS: &str = env!("CARGO_BIN_EXE_slipway-server-process");
-
-/// Generous bounds: failing over takes the TTL (1 s here) plus a sweep.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 struct Member {
     server: ServerProcess,
@@ -96,19 +97,17 @@ async fn three_nodes() -> Option<(Member, Member, Member)> {
     Some((a, b, c))
 }
 
+/// Polls `check` until it holds (see [`until`]).
 async fn eventually_async<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(what, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await
 }
 
 async fn node_named(client: &Client, name: &str) -> Node {
@@ -313,22 +312,18 @@ fn always() -> RestartPolicy {
 
 /// Waits until the workload runs again, as generation 2, on another node than `lost`.
 async fn runs_again_elsewhere(client: &Client, workload_id: &str, lost: &str) -> Workload {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Ok(workload) = client.get_workload(workload_id).await {
-            if workload.stage() == Stage::Running
-                && workload.generation == 2
-                && workload.node_id != lost
-            {
-                return workload;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "not running again elsewhere: {workload:#?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until("running again on another node", || async {
+        client
+            .get_workload(workload_id)
+            .await
+            .ok()
+            .filter(|workload| {
+                workload.stage() == Stage::Running
+                    && workload.generation == 2
+                    && workload.node_id != lost
+            })
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -509,72 +504,18 @@ async fn a_paused_node_lets_go_of_what_another_node_took_over() {
     assert_eq!(assert_log_gap_free(&c.server.client, &on_b.id).await, 1);
 }
 
-/// A TCP proxy to PostgreSQL that the test can cut (every connection dropped,
-/// new ones refused) and restore.
-struct CuttableProxy {
-    address: std::net::SocketAddr,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl CuttableProxy {
-    async fn start(upstream: std::net::SocketAddr) -> CuttableProxy {
-        use std::sync::{Arc, Mutex, atomic::AtomicBool, atomic::Ordering};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let cut = Arc::new(AtomicBool::new(false));
-        let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (is_cut, tracked) = (cut.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if is_cut.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                tracked
-                    .lock()
-                    .expect("connections")
-                    .push(task.abort_handle());
-            }
-        });
-        CuttableProxy {
-            address,
-            cut,
-            connections,
-        }
-    }
-
-    fn set_cut(&self, cut: bool) {
-        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
-        if cut {
-            for connection in self.connections.lock().expect("connections").drain(..) {
-                connection.abort();
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_the_database_stops_its_workloads_when_told_to() {
     let Some(database_url) = postgres_test_database().await else {
         eprintln!("skipped: needs PostgreSQL (set SLIPWAY_TEST_POSTGRES_URL)");
         return;
     };
-    let (user, rest) = database_url.rsplit_once('@').expect("user@host");
-    let (host, name) = rest.split_once('/').expect("host/database");
-    let upstream = if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:5432")
-    };
-    let proxy = CuttableProxy::start(upstream.parse().expect("IP:PORT")).await;
-    let through_proxy = format!("{user}@{}/{name}", proxy.address);
+    let proxy = TcpProxy::start(
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        postgres_address(&database_url),
+    )
+    .await;
+    let through_proxy = postgres_url_via(&database_url, proxy.address);
     let data = TempDir::new().expect("data");
     let root = TempDir::new().expect("root");
     let node = ServerProcess::start_with_args(

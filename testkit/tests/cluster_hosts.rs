@@ -6,23 +6,22 @@
 mod needs_docker {
     use std::{
         collections::HashSet,
-        net::{IpAddr, SocketAddr},
-        path::Path,
+        net::IpAddr,
         process::{Command, Output},
         sync::OnceLock,
-        time::Duration,
     };
 
     use slipway_sdk::{
         Client, DeploymentBuilder,
         proto::{RestartPolicy, Stage, Workload, restart_policy::Mode},
     };
-    use slipway_testkit::{postgres_test_database, require_docker, write_admin_token};
-    use tokio::net::{TcpListener, TcpStream};
+    use slipway_testkit::{
+        net::{TcpProxy, postgres_address, postgres_url_via},
+        postgres_test_database, require_docker, until, write_admin_token,
+    };
 
     const SERVER_PROCESS: &str = env!("CARGO_BIN_EXE_slipway-server-process");
     const NODE_IMAGE: &str = "slipway-test/node:1";
-    const PATIENCE: Duration = Duration::from_secs(60);
 
     fn docker(arguments: &[&str]) -> Output {
         Command::new("docker")
@@ -49,10 +48,7 @@ mod needs_docker {
             let context = tempfile::tempdir().expect("context");
             let root = context.path();
             std::fs::copy(SERVER_PROCESS, root.join("slipway")).expect("copy the server");
-            let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-                .into_iter()
-                .find(|path| Path::new(path).exists())
-                .expect("a static busybox");
+            let busybox = slipway_testkit::docker::static_busybox().expect("a static busybox");
             std::fs::copy(busybox, root.join("busybox")).expect("copy busybox");
             let ldd = Command::new("ldd").arg(SERVER_PROCESS).output().expect("ldd");
             let mut copies = String::new();
@@ -106,58 +102,6 @@ mod needs_docker {
         }
     }
 
-    /// Forwards connections made to an address on the Docker network's
-    /// gateway (the host's side) to PostgreSQL, which listens on loopback only.
-    async fn database_proxy(gateway: IpAddr, upstream: SocketAddr) -> SocketAddr {
-        let listener = TcpListener::bind((gateway, 0))
-            .await
-            .expect("bind the proxy");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-        address
-    }
-
-    /// The host and port of `url`, and `url` with them replaced by `via`.
-    fn through(url: &str, via: SocketAddr) -> (SocketAddr, String) {
-        let (scheme_and_user, rest) = url.rsplit_once('@').expect("user@host in the URL");
-        let (host, path) = rest.split_once('/').expect("a database in the URL");
-        let upstream = if host.contains(':') {
-            host.to_owned()
-        } else {
-            format!("{host}:5432")
-        };
-        let upstream = upstream
-            .parse()
-            .unwrap_or_else(|_| panic!("PostgreSQL's address must be IP:PORT here: {host}"));
-        (upstream, format!("{scheme_and_user}@{via}/{path}"))
-    }
-
-    async fn until<T, F, Fut>(what: &str, mut check: F) -> T
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Option<T>>,
-    {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gave up waiting: {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lost_hosts_workloads_run_again_on_the_other_hosts() {
         require_docker!();
@@ -166,7 +110,7 @@ mod needs_docker {
             return;
         };
         let image = node_image();
-        let suffix = &uuid_like();
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let mut hosts = Hosts {
             network: format!("slipway-test-{suffix}"),
             containers: Vec::new(),
@@ -181,9 +125,10 @@ mod needs_docker {
         ])
         .parse()
         .expect("the network's gateway");
-        let (upstream, _) = through(&database_url, "127.0.0.1:1".parse().expect("address"));
-        let proxy = database_proxy(gateway, upstream).await;
-        let (_, container_url) = through(&database_url, proxy);
+        // PostgreSQL listens on loopback: the containers reach it through a
+        // proxy on the network's gateway (the host's side of the network).
+        let proxy = TcpProxy::start(gateway, postgres_address(&database_url)).await;
+        let container_url = postgres_url_via(&database_url, proxy.address);
         let token_dir = tempfile::tempdir().expect("token dir");
         let token_file = write_admin_token(token_dir.path());
         let token = std::fs::read_to_string(&token_file).expect("token");
@@ -318,15 +263,5 @@ mod needs_docker {
             assert_eq!(line.seq, index as u64 + 1, "{lines:#?}");
         }
         drop(hosts);
-    }
-
-    fn uuid_like() -> String {
-        format!("{:x}", std::process::id() as u64 * 1_000_003 + rand_nanos())
-    }
-
-    fn rand_nanos() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| u64::from(elapsed.subsec_nanos()))
     }
 }

@@ -2,15 +2,13 @@
 //! share its database; a node that stops heartbeating is declared down by the
 //! others, one that shuts down cleanly has left.
 
-use std::time::Duration;
-
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use slipway_sdk::{
     DeploymentBuilder,
     proto::{Node, NodeState, Stage},
 };
-use slipway_testkit::{ServerProcess, TestServer, postgres_test_database};
+use slipway_testkit::{ServerProcess, TestServer, postgres_test_database, until};
 use tempfile::TempDir;
 
 const SERVER_PROCESS: &str = env!("CARGO_BIN_EXE_slipway-server-process");
@@ -65,25 +63,6 @@ async fn a_restarted_server_is_the_same_node_in_a_new_incarnation() {
     assert_eq!(nodes[0].id, first[0].id);
     assert_eq!(nodes[0].incarnation, 2);
     assert_eq!(state(&nodes[0]), NodeState::Active);
-}
-
-/// Polls `what` until it holds, for at most `limit`.
-async fn until<F, Fut>(what: &str, limit: Duration, mut check: F) -> Vec<Node>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<Vec<Node>>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(nodes) = check().await {
-            return nodes;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 struct Dirs {
@@ -142,7 +121,7 @@ async fn nodes_on_one_postgres_see_each_other_and_declare_a_silent_one_down() {
     // server prints its address before it registers).
     for server in [&a, &b, &c] {
         let client = server.client.clone();
-        let nodes = until("three nodes registered", Duration::from_secs(20), || {
+        let nodes = until("three nodes registered", || {
             let client = client.clone();
             async move {
                 let nodes = client.list_nodes(false).await.ok()?;
@@ -162,7 +141,7 @@ async fn nodes_on_one_postgres_see_each_other_and_declare_a_silent_one_down() {
     // SIGSTOP node-b for longer than its TTL: the others declare it down…
     kill(Pid::from_raw(b.pid()), Signal::SIGSTOP).expect("SIGSTOP");
     let client = a.client.clone();
-    let nodes = until("node-b declared down", Duration::from_secs(20), || {
+    let nodes = until("node-b declared down", || {
         let client = client.clone();
         async move {
             let nodes = client.list_nodes(false).await.ok()?;
@@ -178,7 +157,7 @@ async fn nodes_on_one_postgres_see_each_other_and_declare_a_silent_one_down() {
     // …and once continued it finds out, and comes back as a new incarnation.
     kill(Pid::from_raw(b.pid()), Signal::SIGCONT).expect("SIGCONT");
     let client = c.client.clone();
-    let nodes = until("node-b back", Duration::from_secs(20), || {
+    let nodes = until("node-b back", || {
         let client = client.clone();
         async move {
             let nodes = client.list_nodes(false).await.ok()?;
@@ -196,7 +175,7 @@ async fn nodes_on_one_postgres_see_each_other_and_declare_a_silent_one_down() {
     // kill -9 of node-c: declared down after its TTL.
     c.kill9();
     let client = b.client.clone();
-    until("node-c declared down", Duration::from_secs(20), || {
+    until("node-c declared down", || {
         let client = client.clone();
         async move {
             let nodes = client.list_nodes(false).await.ok()?;
