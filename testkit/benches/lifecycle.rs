@@ -82,11 +82,14 @@ struct Server {
 async fn server() -> Server {
     let dirs = Dirs::new();
     let range = port_range();
-    let process = ServerProcess::start(
+    // The throughput rows drive one client as fast as it goes: the per-client
+    // rate limit (1000/s by default) would measure the limit, not the server.
+    let process = ServerProcess::start_with_args(
         SERVER_PROCESS,
         &dirs.data,
         &dirs.root,
         &format!("{}-{}", range.start(), range.end()),
+        &["--rate-limit", "1000000", "--rate-burst", "1000000"],
     )
     .await;
     Server {
