@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/slipway/v1/node.proto",
     "proto/slipway/v1/workload.proto",
     "proto/slipway/v1/access.proto",
+    "proto/slipway/v1/fleet.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -55,6 +55,7 @@ mod access;
 mod agent;
 mod connect;
 mod error;
+mod fleet;
 mod progress;
 mod spec;
 mod wait;
@@ -95,6 +96,7 @@ pub struct Client {
     nodes: NodeServiceClient<AuthedChannel>,
     tokens: slipway::v1::token_service_client::TokenServiceClient<AuthedChannel>,
     audit: slipway::v1::audit_service_client::AuditServiceClient<AuthedChannel>,
+    fleet: slipway::v1::fleet_service_client::FleetServiceClient<AuthedChannel>,
 }
 
 impl Client {
@@ -130,6 +132,10 @@ impl Client {
                 credentials.clone(),
             ),
             audit: slipway::v1::audit_service_client::AuditServiceClient::with_interceptor(
+                channel.clone(),
+                credentials.clone(),
+            ),
+            fleet: slipway::v1::fleet_service_client::FleetServiceClient::with_interceptor(
                 channel,
                 credentials,
             ),

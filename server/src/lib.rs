@@ -8,6 +8,7 @@ pub mod config;
 pub mod data_files;
 pub mod domain;
 pub mod events;
+pub mod fleet;
 pub mod limits;
 pub mod logs;
 pub mod node;

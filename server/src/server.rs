@@ -5,19 +5,22 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use slipway::v1::{
     FILE_DESCRIPTOR_SET, audit_service_server::AuditServiceServer,
-    deployment_service_server::DeploymentServiceServer, node_service_server::NodeServiceServer,
-    token_service_server::TokenServiceServer, workload_service_server::WorkloadServiceServer,
+    deployment_service_server::DeploymentServiceServer, fleet_service_server::FleetServiceServer,
+    node_service_server::NodeServiceServer, token_service_server::TokenServiceServer,
+    workload_service_server::WorkloadServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     access::{self, TokenError},
-    api::{AuditApi, DeploymentApi, NodeApi, TokenApi, WorkloadApi},
+    api::{AuditApi, DeploymentApi, FleetApi, NodeApi, TokenApi, WorkloadApi},
     config::ServeConfig,
     data_files,
     domain::{NodeId, NodeRegistration},
+    fleet::{Control, Fleet, FleetSettings},
     logs::LogRetention,
+    node::controls::Safety,
     node::{self, NodeAgent},
     orchestrator::{Orchestrator, OrchestratorError, PortPool, Settings},
     runtime::{
@@ -231,6 +234,9 @@ pub async fn serve(
         .set_serving::<NodeServiceServer<NodeApi>>()
         .await;
     health_reporter
+        .set_serving::<FleetServiceServer<FleetApi>>()
+        .await;
+    health_reporter
         .set_serving::<TokenServiceServer<TokenApi>>()
         .await;
     health_reporter
@@ -258,6 +264,29 @@ pub async fn serve(
         "slipway is serving"
     );
     let max_message_bytes = config.limits.max_message_bytes;
+    let this_node = node_agent.node().registration.clone();
+    // Fleet operations act on workloads through the workload API, as a client
+    // would; calls for another node's workloads go there with this node's
+    // own token.
+    let node_token = if enforce_auth && store.is_shared() {
+        Some(access::node_token(&store, &config.data_dir, &this_node.id).await?)
+    } else {
+        None
+    };
+    let workload_api = Arc::new(WorkloadApi::new(orchestrator.clone(), closing.clone()));
+    let safety = Safety {
+        max_unavailable_percent: config.node.max_unavailable_nodes,
+    };
+    let fleet = Fleet::start(
+        store.clone(),
+        orchestrator.clone(),
+        Control::new(workload_api.clone(), node_token.as_deref(), &this_node.name),
+        this_node.id.clone(),
+        FleetSettings {
+            safety,
+            min_available: config.node.min_available,
+        },
+    );
     let mut routes = tonic::service::Routes::builder();
     routes
         .add_service(health_service)
@@ -268,14 +297,15 @@ pub async fn serve(
                 .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
-            NodeServiceServer::new(NodeApi::new(
-                store.clone(),
-                node_agent.node().registration.id.clone(),
-            ))
-            .max_decoding_message_size(max_message_bytes),
+            NodeServiceServer::new(NodeApi::new(store.clone(), this_node.id.clone(), safety))
+                .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
-            WorkloadServiceServer::new(WorkloadApi::new(orchestrator.clone(), closing.clone()))
+            WorkloadServiceServer::from_arc(workload_api)
+                .max_decoding_message_size(max_message_bytes),
+        )
+        .add_service(
+            FleetServiceServer::new(FleetApi::new(fleet, closing.clone()))
                 .max_decoding_message_size(max_message_bytes),
         )
         .add_service(

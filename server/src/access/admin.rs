@@ -88,6 +88,49 @@ pub async fn create_token(
     Ok((row, new.token))
 }
 
+/// This node's own admin token, named `node:<id>`, for the calls it sends to
+/// other nodes on a shared database on behalf of fleet operations. Kept in
+/// `data_dir/node.token` (0600), so a restart reuses it; made anew (and the
+/// node's earlier ones revoked) when that file is missing or no longer valid.
+pub async fn node_token(
+    store: &Store,
+    data_dir: &Path,
+    node: &crate::domain::NodeId,
+) -> Result<String, TokenError> {
+    let path = data_dir.join("node.token");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Some((id, secret)) = parse_token(&text)
+        && let Some(stored) = store.token(&id).await?
+        && stored.revoked_at.is_none()
+        && secret.matches(&stored.secret_hash)
+    {
+        return Ok(text.trim().to_owned());
+    }
+    let name = format!("node:{node}");
+    for row in store.tokens().await? {
+        if row.name == name && row.revoked_at.is_none() {
+            store.revoke_token(&row.id, now().0).await?;
+        }
+    }
+    let (_, token) = create_token(
+        store,
+        TokenRequest {
+            name,
+            role: Role::Admin.as_str().to_owned(),
+            projects: Vec::new(),
+            expires_in: None,
+        },
+    )
+    .await?;
+    data_files::write_private(&path, format!("{token}\n").as_bytes()).map_err(|source| {
+        TokenError::Io {
+            context: format!("writing this node's token to {}", path.display()),
+            source,
+        }
+    })?;
+    Ok(token)
+}
+
 pub async fn revoke_token(store: &Store, id: &str) -> Result<TokenRow, TokenError> {
     store
         .revoke_token(id, now().0)

@@ -13,7 +13,7 @@ mod admin;
 mod layer;
 mod token;
 
-pub use admin::{TokenError, TokenRequest, bootstrap, create_token, revoke_token};
+pub use admin::{TokenError, TokenRequest, bootstrap, create_token, node_token, revoke_token};
 pub use layer::{AccessLayer, AuditNote, code_name};
 pub use token::{NewToken, TokenSecret, parse_token};
 
@@ -107,6 +107,14 @@ pub fn permission_for(path: &str) -> Option<Permission> {
         ) => operate,
         ("slipway.v1.NodeService", "ListNodes" | "GetNode") => read,
         ("slipway.v1.NodeService", "PauseNode" | "ResumeNode") => administer,
+        (
+            "slipway.v1.FleetService",
+            "DrainNode" | "RollingRestart" | "PauseOperation" | "ResumeOperation"
+            | "CancelOperation",
+        ) => administer,
+        ("slipway.v1.FleetService", "GetOperation" | "ListOperations" | "WatchOperation") => {
+            admin_read
+        }
         ("slipway.v1.TokenService", "CreateToken" | "RevokeToken") => administer,
         ("slipway.v1.TokenService", "ListTokens") => admin_read,
         ("slipway.v1.AuditService", "ListAudit") => admin_read,

@@ -4,6 +4,7 @@
 mod access;
 mod convert;
 mod deployments;
+mod fleet;
 mod forward;
 mod nodes;
 mod scope;
@@ -12,6 +13,7 @@ mod workloads;
 
 pub use access::{AuditApi, TokenApi};
 pub use deployments::DeploymentApi;
+pub use fleet::FleetApi;
 pub use nodes::NodeApi;
 pub use status::ERROR_DOMAIN;
 pub use workloads::WorkloadApi;

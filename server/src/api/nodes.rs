@@ -10,22 +10,39 @@ use tonic::{Request, Response, Status};
 use super::convert::timestamp;
 use crate::{
     access,
-    domain::{Node, NodeId, NodeState, Scheduling},
-    node::controls::{self, ControlError},
+    domain::{FleetState, Node, NodeId, NodeState, Scheduling},
+    node::controls::{self, ControlError, Safety},
     store::Store,
 };
 
 pub struct NodeApi {
     store: Store,
     this_node: NodeId,
+    safety: Safety,
 }
 
 impl NodeApi {
-    pub fn new(store: Store, this_node: NodeId) -> Self {
-        Self { store, this_node }
+    pub fn new(store: Store, this_node: NodeId, safety: Safety) -> Self {
+        Self {
+            store,
+            this_node,
+            safety,
+        }
     }
 
-    fn wire(&self, node: Node) -> WireNode {
+    /// The nodes with the drain acting on each, for the wire.
+    async fn wire_all(&self, nodes: Vec<Node>) -> Result<Vec<WireNode>, Status> {
+        let drains = self.store.drains_under_way().await.map_err(store_error)?;
+        Ok(nodes
+            .into_iter()
+            .map(|node| {
+                let operation = drains.get(&node.registration.id).cloned();
+                self.wire(node, operation)
+            })
+            .collect())
+    }
+
+    fn wire(&self, node: Node, operation: Option<String>) -> WireNode {
         let answering = node.registration.id == self.this_node;
         let registration = node.registration;
         WireNode {
@@ -52,7 +69,10 @@ impl NodeApi {
             scheduling: match node.scheduling {
                 Scheduling::Eligible => WireScheduling::Eligible,
                 Scheduling::Paused => WireScheduling::Paused,
+                Scheduling::Draining => WireScheduling::Draining,
+                Scheduling::Drained => WireScheduling::Drained,
             } as i32,
+            operation_id: operation.unwrap_or_default(),
         }
     }
 }
@@ -78,7 +98,7 @@ impl NodeService for NodeApi {
             .await
             .map_err(store_error)?;
         Ok(Response::new(ListNodesResponse {
-            nodes: nodes.into_iter().map(|node| self.wire(node)).collect(),
+            nodes: self.wire_all(nodes).await?,
         }))
     }
 
@@ -93,7 +113,7 @@ impl NodeService for NodeApi {
             ]));
         }
         match self.store.node(&wanted).await.map_err(store_error)? {
-            Some(node) => Ok(Response::new(self.wire(node))),
+            Some(node) => Ok(Response::new(self.wire_one(node).await?)),
             None => Err(Status::not_found(format!("node {wanted} not found"))),
         }
     }
@@ -114,10 +134,10 @@ impl NodeService for NodeApi {
             confirm,
         } = request.into_inner();
         required(&node)?;
-        let paused = controls::pause(&self.store, &node, force, &confirm)
+        let paused = controls::pause(&self.store, &node, self.safety, force, &confirm)
             .await
             .map_err(control_status)?;
-        Ok(Response::new(self.wire(paused)))
+        Ok(Response::new(self.wire_one(paused).await?))
     }
 
     async fn resume_node(
@@ -135,7 +155,29 @@ impl NodeService for NodeApi {
         let resumed = controls::resume(&self.store, &node)
             .await
             .map_err(control_status)?;
-        Ok(Response::new(self.wire(resumed)))
+        // Resuming a node cancels the drain under way on it.
+        let drains = self.store.drains_under_way().await.map_err(store_error)?;
+        if let Some(operation) = drains.get(&resumed.registration.id) {
+            self.store
+                .set_operation_state(
+                    operation,
+                    &[FleetState::Running, FleetState::Paused],
+                    FleetState::Cancelled,
+                )
+                .await
+                .map_err(store_error)?;
+            tracing::info!(%operation, "resuming the node cancelled its drain");
+        }
+        Ok(Response::new(self.wire_one(resumed).await?))
+    }
+}
+
+impl NodeApi {
+    async fn wire_one(&self, node: Node) -> Result<WireNode, Status> {
+        let mut wired = self.wire_all(vec![node]).await?;
+        wired
+            .pop()
+            .ok_or_else(|| Status::internal("internal error while reading nodes"))
     }
 }
 
@@ -151,19 +193,23 @@ fn required(node: &str) -> Result<(), Status> {
 fn control_status(error: ControlError) -> Status {
     match error {
         ControlError::NotFound(_) => Status::not_found(error.to_string()),
-        ControlError::Refused(message) => {
-            let mut details = tonic_types::ErrorDetails::new();
-            details.set_error_info(
-                "UNSAFE",
-                super::ERROR_DOMAIN,
-                std::collections::HashMap::<String, String>::new(),
-            );
-            <Status as tonic_types::StatusExt>::with_error_details(
-                tonic::Code::FailedPrecondition,
-                message,
-                details,
-            )
-        }
+        ControlError::Refused(message) => unsafe_refusal(message),
         ControlError::Store(error) => store_error(error),
     }
+}
+
+/// FAILED_PRECONDITION with ErrorInfo reason UNSAFE: refused without force
+/// and a typed confirmation; the message says why and how to override.
+pub(super) fn unsafe_refusal(message: String) -> Status {
+    let mut details = tonic_types::ErrorDetails::new();
+    details.set_error_info(
+        "UNSAFE",
+        super::ERROR_DOMAIN,
+        std::collections::HashMap::<String, String>::new(),
+    );
+    <Status as tonic_types::StatusExt>::with_error_details(
+        tonic::Code::FailedPrecondition,
+        message,
+        details,
+    )
 }

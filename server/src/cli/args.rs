@@ -1,7 +1,7 @@
 //! The client commands' flags and arguments, with the help text and examples
 //! that `slipway COMMAND --help` shows.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Subcommand};
 use clap_complete::Shell;
@@ -247,6 +247,20 @@ pub enum ClientCommand {
     /// Commands on one node.
     #[command(subcommand)]
     Node(NodeCommand),
+
+    /// Rolling operations on workloads (admin).
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+
+    /// List fleet operations (drains, rolling restarts), newest first.
+    #[command(after_help = "Examples:
+  slipway operations
+  slipway operations --running -o json")]
+    Operations(OperationsArgs),
+
+    /// Commands on one fleet operation.
+    #[command(subcommand)]
+    Operation(OperationCommand),
 
     /// Serve the Model Context Protocol on stdin/stdout, for agent clients.
     ///
@@ -577,13 +591,139 @@ pub enum NodeCommand {
         #[arg(long, value_name = "NAME")]
         confirm: Option<String>,
     },
-    /// Let a paused node take new workloads again.
+    /// Let a paused (or drained) node take new workloads again; resuming a
+    /// node that is draining cancels the drain.
     #[command(after_help = "Examples:
   slipway node resume node-b")]
     Resume {
         /// A node id or name.
         node: String,
     },
+    /// Move every workload off a node, then leave it drained: for each, a
+    /// replacement starts on another node and, once it has been ready for
+    /// --min-healthy, the old one stops. Follows the drain until it ends
+    /// (Ctrl-C leaves it running; -d returns at once).
+    #[command(after_help = "Examples:
+  slipway node drain node-b
+  slipway node drain node-b --parallel 2 --deadline 30m -d
+  slipway node drain node-a --force --confirm node-a   # even the last node that takes work")]
+    Drain(DrainArgs),
+}
+
+/// `slipway node drain`.
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    /// A node id or name.
+    pub node: String,
+    /// Give up moving after this long; then --force stops what is left.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub deadline: Duration,
+    /// Workloads moved at once.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: u32,
+    /// How long a replacement must be ready before the old workload stops.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub min_healthy: Duration,
+    /// A replacement not healthy after this long has failed.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub healthy_deadline: Duration,
+    /// Drain even where that is refused as unsafe, and stop what cannot move;
+    /// needs the node's name as confirmation (asked for on a terminal, or
+    /// --confirm).
+    #[arg(long)]
+    pub force: bool,
+    /// With --force: the node's name, typed out.
+    #[arg(long, value_name = "NAME")]
+    pub confirm: Option<String>,
+    /// Return once the drain began, printing its operation id.
+    #[arg(short, long)]
+    pub detach: bool,
+}
+
+/// `slipway rollout …`.
+#[derive(Subcommand, Debug)]
+pub enum RolloutCommand {
+    /// Restart running workloads in place, --max-unavailable at a time, each
+    /// ready for --min-healthy before the next goes down. Follows the
+    /// operation until it ends (-d returns at once).
+    #[command(after_help = "Examples:
+  slipway rollout restart web
+  slipway rollout restart --selector tier=api --max-unavailable 25%
+  slipway rollout restart --node node-b --max-unavailable 2 --on-failure abort")]
+    Restart(RolloutRestartArgs),
+}
+
+/// `slipway rollout restart`.
+#[derive(Args, Debug)]
+pub struct RolloutRestartArgs {
+    /// A deployment (name or id): its running workloads.
+    pub deployment: Option<String>,
+    /// Instead: the running workloads of deployments with these labels
+    /// (KEY=VALUE; repeat for more).
+    #[arg(long, value_parser = parse_key_value)]
+    pub selector: Vec<(String, String)>,
+    /// Instead: the running workloads on these nodes (repeat for more).
+    #[arg(long = "node")]
+    pub nodes: Vec<String>,
+    /// How many may be down at once: a count ("2") or a share ("25%").
+    #[arg(long, default_value = "1")]
+    pub max_unavailable: String,
+    /// How long each must be ready again before the next restarts.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub min_healthy: Duration,
+    /// A workload not ready again after this long has failed.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub healthy_deadline: Duration,
+    /// The whole operation gives up after this long.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub deadline: Duration,
+    /// On a workload that does not come back ready: pause the operation, or
+    /// abort it.
+    #[arg(long, default_value = "pause", value_parser = ["pause", "abort"])]
+    pub on_failure: String,
+    /// Refuse when a deployment would have fewer running workloads than this
+    /// while it restarts.
+    #[arg(long, default_value_t = 0)]
+    pub min_available: u32,
+    /// Go on although --min-available would be broken; needs the target as
+    /// confirmation (--confirm).
+    #[arg(long)]
+    pub force: bool,
+    /// With --force: the target, typed out (the deployment's name, the
+    /// selector as K=V[,K=V], or the nodes joined by commas).
+    #[arg(long, value_name = "TARGET")]
+    pub confirm: Option<String>,
+    /// Return once the operation began, printing its id.
+    #[arg(short, long)]
+    pub detach: bool,
+}
+
+/// `slipway operations`.
+#[derive(Args, Debug)]
+pub struct OperationsArgs {
+    /// Only those under way (running or paused).
+    #[arg(long)]
+    pub running: bool,
+}
+
+/// `slipway operation …`.
+#[derive(Subcommand, Debug)]
+pub enum OperationCommand {
+    /// Print everything about an operation, item by item, as JSON.
+    #[command(after_help = "Examples:
+  slipway operation inspect op-3f2a9c0d1e2b")]
+    Inspect { id: String },
+    /// Follow an operation until it ends.
+    #[command(after_help = "Examples:
+  slipway operation watch op-3f2a9c0d1e2b")]
+    Watch { id: String },
+    /// Start no more of its items; those under way finish.
+    Pause { id: String },
+    /// Carry on with a paused operation.
+    Resume { id: String },
+    /// End it once the items under way are done (a cancelled drain leaves the
+    /// node paused).
+    Cancel { id: String },
 }
 
 #[cfg(test)]

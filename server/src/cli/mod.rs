@@ -9,6 +9,7 @@ mod args;
 mod control;
 mod deploy;
 mod error;
+mod fleet;
 mod list;
 mod logs;
 mod nodes;
@@ -127,6 +128,16 @@ async fn dispatch(
         ClientCommand::Node(args::NodeCommand::Resume { node }) => {
             nodes::resume(client, printer, &node).await
         }
+        ClientCommand::Node(args::NodeCommand::Drain(drain_args)) => {
+            fleet::drain(client, printer, drain_args).await
+        }
+        ClientCommand::Rollout(args::RolloutCommand::Restart(restart_args)) => {
+            fleet::rollout_restart(client, printer, restart_args).await
+        }
+        ClientCommand::Operations(operations_args) => {
+            fleet::list(client, printer, operations_args).await
+        }
+        ClientCommand::Operation(command) => fleet::operation(client, printer, command).await,
         ClientCommand::Token(token_command) => access::token(client, printer, token_command).await,
         ClientCommand::Audit(audit_args) => access::audit(client, printer, audit_args).await,
         ClientCommand::Completion(_) | ClientCommand::Mcp(_) => Ok(EXIT_OK),

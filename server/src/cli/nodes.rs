@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use slipway_sdk::{
     Client,
-    proto::{Node, NodeScheduling, NodeState},
+    proto::{
+        FleetOperation, ListOperationsRequest, Node, NodeScheduling, NodeState, OperationState,
+    },
 };
 
 use super::{
@@ -21,8 +23,10 @@ pub struct NodeView {
     pub name: String,
     pub address: String,
     pub state: &'static str,
-    /// "eligible", or "paused" (no new workloads).
+    /// "eligible", or "paused", "draining", "drained" (no new workloads).
     pub scheduling: &'static str,
+    /// The fleet operation acting on it (a drain), if one is.
+    pub operation_id: String,
     pub reason: String,
     pub labels: BTreeMap<String, String>,
     pub runtimes: Vec<String>,
@@ -42,6 +46,8 @@ pub struct NodeView {
 fn state_label(node: &Node) -> &'static str {
     match NodeState::try_from(node.state) {
         Ok(NodeState::Active) if node.scheduling == NodeScheduling::Paused as i32 => "paused",
+        Ok(NodeState::Active) if node.scheduling == NodeScheduling::Draining as i32 => "draining",
+        Ok(NodeState::Active) if node.scheduling == NodeScheduling::Drained as i32 => "drained",
         Ok(NodeState::Active) => "active",
         Ok(NodeState::Down) => "down",
         Ok(NodeState::Left) => "left",
@@ -56,11 +62,13 @@ impl NodeView {
             name: node.name.clone(),
             address: node.address.clone(),
             state: state_label(node),
-            scheduling: if node.scheduling == NodeScheduling::Paused as i32 {
-                "paused"
-            } else {
-                "eligible"
+            scheduling: match NodeScheduling::try_from(node.scheduling) {
+                Ok(NodeScheduling::Paused) => "paused",
+                Ok(NodeScheduling::Draining) => "draining",
+                Ok(NodeScheduling::Drained) => "drained",
+                _ => "eligible",
             },
+            operation_id: node.operation_id.clone(),
             reason: node.reason.clone(),
             labels: node
                 .labels
@@ -91,9 +99,40 @@ pub async fn list(client: &Client, printer: Printer, args: NodesArgs) -> Result<
         let views: Vec<NodeView> = nodes.iter().map(NodeView::new).collect();
         return printer.print_json(&views).map(|()| EXIT_OK);
     }
+    // The drains under way, for the OPERATION column: progress and ETA (for
+    // admins: others see the operation's id alone).
+    let operations: std::collections::HashMap<String, FleetOperation> =
+        if nodes.iter().any(|node| !node.operation_id.is_empty()) {
+            client
+                .list_operations(ListOperationsRequest {
+                    states: vec![
+                        OperationState::Running as i32,
+                        OperationState::Paused as i32,
+                    ],
+                    limit: 0,
+                })
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|operation| (operation.id.clone(), operation))
+                .collect()
+        } else {
+            Default::default()
+        };
     let rows: Vec<Vec<String>> = nodes
         .iter()
         .map(|node| {
+            let operation = match operations.get(&node.operation_id) {
+                Some(operation) => format!(
+                    "{} {}/{} eta {}s",
+                    operation.id,
+                    operation.finished_items,
+                    operation.total_items,
+                    operation.eta_ms.div_ceil(1000)
+                ),
+                None if !node.operation_id.is_empty() => node.operation_id.clone(),
+                None => "-".to_owned(),
+            };
             let name = if node.answering {
                 format!("{} *", node.name)
             } else {
@@ -121,6 +160,7 @@ pub async fn list(client: &Client, printer: Printer, args: NodesArgs) -> Result<
                 } else {
                     labels.join(",")
                 },
+                operation,
             ]
         })
         .collect();
@@ -134,6 +174,7 @@ pub async fn list(client: &Client, printer: Printer, args: NodesArgs) -> Result<
             "HEARTBEAT",
             "VERSION",
             "LABELS",
+            "OPERATION",
         ],
         &rows,
     );

@@ -2,6 +2,7 @@
 //! validation, log lines and events. No I/O.
 
 mod event;
+mod fleet;
 mod ids;
 mod level;
 mod lifecycle;
@@ -17,6 +18,10 @@ mod user;
 mod workload;
 
 pub use event::{Event, EventKind, NewEvent};
+pub use fleet::{
+    FailurePolicy, FleetItem, FleetKind, FleetOperation, FleetParams, FleetState, ItemState,
+    MaxUnavailable,
+};
 pub use ids::{DeploymentId, IdError, NodeId, WorkloadId};
 pub use level::{named_level, output_level};
 pub use lifecycle::{

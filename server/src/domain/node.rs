@@ -47,6 +47,10 @@ pub enum Scheduling {
     Eligible,
     /// Paused: no new workloads; what runs there keeps running.
     Paused,
+    /// Being drained: no new workloads, and its workloads move elsewhere.
+    Draining,
+    /// Drained: no new workloads and none of its own left running.
+    Drained,
 }
 
 impl Scheduling {
@@ -54,6 +58,8 @@ impl Scheduling {
         match self {
             Scheduling::Eligible => "eligible",
             Scheduling::Paused => "paused",
+            Scheduling::Draining => "draining",
+            Scheduling::Drained => "drained",
         }
     }
 
@@ -61,6 +67,8 @@ impl Scheduling {
         match text {
             "eligible" => Some(Scheduling::Eligible),
             "paused" => Some(Scheduling::Paused),
+            "draining" => Some(Scheduling::Draining),
+            "drained" => Some(Scheduling::Drained),
             _ => None,
         }
     }

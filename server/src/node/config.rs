@@ -43,6 +43,18 @@ pub struct NodeConfig {
     /// on two nodes at once.
     #[arg(long, env = "SLIPWAY_STOP_AFTER_DISCONNECT", value_parser = humantime::parse_duration)]
     pub stop_after_disconnect: Option<Duration>,
+
+    /// The most of the active nodes, in percent, that may take no new
+    /// workloads at once (paused, draining or drained): pausing or draining
+    /// past it is refused unless forced with the node's name as confirmation.
+    #[arg(long, env = "SLIPWAY_MAX_UNAVAILABLE_NODES", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_unavailable_nodes: u32,
+
+    /// The fewest running workloads a deployment keeps during a rolling
+    /// restart: one that would go below is refused unless forced (a request
+    /// may ask for more). 0: no minimum.
+    #[arg(long, env = "SLIPWAY_MIN_AVAILABLE", default_value_t = 0)]
+    pub min_available: u32,
 }
 
 impl Default for NodeConfig {
@@ -55,6 +67,8 @@ impl Default for NodeConfig {
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_ttl: Duration::from_secs(30),
             stop_after_disconnect: None,
+            max_unavailable_nodes: 50,
+            min_available: 0,
         }
     }
 }

@@ -27,8 +27,8 @@ fn unfit(node: &Node, deployment: &Deployment) -> Option<String> {
     if node.state != NodeState::Active {
         return Some(format!("is {}", node.state.as_str()));
     }
-    if node.scheduling == Scheduling::Paused {
-        return Some("is paused".to_owned());
+    if node.scheduling != Scheduling::Eligible {
+        return Some(format!("is {}", node.scheduling.as_str()));
     }
     if !registration
         .runtimes

@@ -186,3 +186,30 @@ pub mod deployment_secret {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod fleet_operation {
+    use sea_orm::entity::prelude::*;
+
+    use crate::domain::NodeId;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "fleet_operations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub kind: String,
+        pub state: String,
+        pub node_id: Option<NodeId>,
+        pub owner_epoch: i64,
+        pub target_node: Option<NodeId>,
+        /// JSON: the parameters, items and the rest.
+        pub body: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,6 +1,7 @@
 //! The schema, as one migration set that runs on SQLite and PostgreSQL.
 
 mod access;
+mod fleet;
 mod integrity;
 mod nodes;
 mod ownership;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(access::AddAccess),
             Box::new(ownership::AddOwnership),
             Box::new(scheduling::AddNodeScheduling),
+            Box::new(fleet::AddFleetOperations),
         ]
     }
 }

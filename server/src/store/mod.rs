@@ -5,6 +5,7 @@ mod access;
 mod convert;
 mod entities;
 mod events;
+mod fleet;
 mod logs;
 mod migration;
 mod nodes;

@@ -194,6 +194,26 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the node's scheduling to `to` if it is `from` now; whether it was.
+    pub async fn set_node_scheduling_if(
+        &self,
+        id: &NodeId,
+        from: Scheduling,
+        to: Scheduling,
+    ) -> StoreResult<bool> {
+        let result = node::Entity::update_many()
+            .col_expr(
+                node::Column::Scheduling,
+                Expr::value(to.as_str().to_owned()),
+            )
+            .filter(node::Column::Id.eq(id.clone()))
+            .filter(node::Column::Scheduling.eq(from.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(database("changing a node's scheduling"))?;
+        Ok(result.rows_affected == 1)
+    }
+
     /// Marks this incarnation as having left cleanly.
     pub async fn deregister_node(&self, id: &NodeId, incarnation: u64) -> StoreResult<()> {
         node::Entity::update_many()

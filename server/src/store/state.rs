@@ -367,6 +367,28 @@ impl Store {
             .collect()
     }
 
+    /// The workloads `node` runs, or will run again (a restart pending), in
+    /// creation order.
+    pub async fn live_workloads_on(&self, node: &NodeId) -> StoreResult<Vec<Workload>> {
+        workload::Entity::find()
+            .filter(workload::Column::NodeId.eq(node.clone()))
+            .filter(
+                Condition::any()
+                    .add(
+                        workload::Column::Stage
+                            .is_not_in([Stage::Stopped.as_str(), Stage::Failed.as_str()]),
+                    )
+                    .add(workload::Column::NextRestartAt.is_not_null()),
+            )
+            .order_by_asc(workload::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .map_err(database("listing a node's workloads"))?
+            .into_iter()
+            .map(convert::workload)
+            .collect()
+    }
+
     /// Workloads of `node` (or of no node) whose restart policy had a restart pending.
     pub async fn workloads_awaiting_restart(&self, node: &NodeId) -> StoreResult<Vec<Workload>> {
         workload::Entity::find()
