@@ -2,6 +2,7 @@
 //! root directories, driven through the SDK.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod docker;
 pub mod net;
 mod process;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use slipway_sdk::{
     Client, DeploymentBuilder, Error, NewToken,
     proto::{
-        ListAuditRequest, ListDeploymentsRequest, ListWorkloadsRequest, StreamLogsRequest,
-        WatchEventsRequest,
+        DrainNodeRequest, ListAuditRequest, ListDeploymentsRequest, ListOperationsRequest,
+        ListWorkloadsRequest, RollingRestartRequest, StreamLogsRequest, WatchEventsRequest,
     },
 };
 use slipway_server::access::{Role, permission_for};
@@ -38,6 +38,14 @@ const RPCS: &[&str] = &[
     "NodeService/GetNode",
     "NodeService/PauseNode",
     "NodeService/ResumeNode",
+    "FleetService/DrainNode",
+    "FleetService/RollingRestart",
+    "FleetService/GetOperation",
+    "FleetService/ListOperations",
+    "FleetService/WatchOperation",
+    "FleetService/PauseOperation",
+    "FleetService/ResumeOperation",
+    "FleetService/CancelOperation",
 ];
 
 /// Every RPC of the `slipway.v1` services, read from the protocol's
@@ -181,6 +189,34 @@ async fn call(server: &TestServer, client: &Client, rpc: &str, project: &str) ->
             let node = nodes.first().expect("this server is a node");
             client.resume_node(&node.id).await.map(drop)
         }
+        // Without force: draining the only node is refused (FAILED_PRECONDITION).
+        "DrainNode" => {
+            let nodes = server.client.list_nodes(false).await.expect("nodes");
+            let node = nodes.first().expect("this server is a node");
+            client
+                .drain_node(DrainNodeRequest {
+                    node: node.id.clone(),
+                    ..DrainNodeRequest::default()
+                })
+                .await
+                .map(drop)
+        }
+        "RollingRestart" => client
+            .rolling_restart(RollingRestartRequest {
+                deployment: "no-such-deployment".to_owned(),
+                ..RollingRestartRequest::default()
+            })
+            .await
+            .map(drop),
+        "GetOperation" => client.get_operation("op-none").await.map(drop),
+        "ListOperations" => client
+            .list_operations(ListOperationsRequest::default())
+            .await
+            .map(drop),
+        "WatchOperation" => client.watch_operation("op-none").await.map(drop),
+        "PauseOperation" => client.pause_operation("op-none").await.map(drop),
+        "ResumeOperation" => client.resume_operation("op-none").await.map(drop),
+        "CancelOperation" => client.cancel_operation("op-none").await.map(drop),
         other => panic!("no call for {other}"),
     }
 }

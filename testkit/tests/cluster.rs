@@ -17,6 +17,7 @@ use slipway_sdk::{
 };
 use slipway_testkit::{
     PATIENCE, ServerProcess,
+    cluster::{self, Member, eventually_async},
     net::{TcpProxy, postgres_address, postgres_url_via},
     postgres_test_database, process_group_exists, until,
 };
@@ -24,52 +25,17 @@ use tempfile::TempDir;
 
 const SERVER_PROCESS: &str = env!("CARGO_BIN_EXE_slipway-server-process");
 
-struct Member {
-    server: ServerProcess,
-    /// Its data directory (node id, admin token) and root: kept, so that it
-    /// can start again as the same node.
-    dirs: (TempDir, TempDir),
-    database_url: String,
-}
-
 async fn member(database_url: &str, name: &str, ports: &str) -> Member {
-    let dirs = (
-        TempDir::new().expect("data dir"),
-        TempDir::new().expect("root dir"),
-    );
-    member_in(database_url, name, ports, dirs).await
+    cluster::member(SERVER_PROCESS, database_url, name, ports).await
 }
 
 async fn member_in(
     database_url: &str,
     name: &str,
     ports: &str,
-    (data, root): (TempDir, TempDir),
+    dirs: (TempDir, TempDir),
 ) -> Member {
-    let server = ServerProcess::start_with_args(
-        SERVER_PROCESS,
-        &data.path().join("data"),
-        root.path(),
-        ports,
-        &[
-            "--database-url",
-            database_url,
-            "--node-name",
-            name,
-            "--node-label",
-            &format!("name={name}"),
-            "--heartbeat-interval",
-            "200ms",
-            "--heartbeat-ttl",
-            "1s",
-        ],
-    )
-    .await;
-    Member {
-        server,
-        dirs: (data, root),
-        database_url: database_url.to_owned(),
-    }
+    cluster::member_in(SERVER_PROCESS, database_url, name, ports, dirs).await
 }
 
 /// Three nodes on one new database, all registered; `None` without PostgreSQL.
@@ -84,30 +50,8 @@ async fn three_nodes() -> Option<(Member, Member, Member)> {
         member(&database_url, "node-b", "3720-3739"),
         member(&database_url, "node-c", "3740-3759"),
     );
-    eventually_async("three nodes registered", || async {
-        a.server
-            .client
-            .list_nodes(false)
-            .await
-            .ok()
-            .map(|nodes| nodes.len())
-            == Some(3)
-    })
-    .await;
+    cluster::registered(&a, 3).await;
     Some((a, b, c))
-}
-
-/// Polls `check` until it holds (see [`until`]).
-async fn eventually_async<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    until(what, || {
-        let holds = check();
-        async move { holds.await.then_some(()) }
-    })
-    .await
 }
 
 async fn node_named(client: &Client, name: &str) -> Node {
