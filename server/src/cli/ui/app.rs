@@ -226,8 +226,31 @@ impl App {
         }
     }
 
-    /// Takes in news from the client task.
+    /// Takes in news from the client task. The selected workload stays
+    /// selected when rows come and go around it.
     pub fn apply(&mut self, update: Update) {
+        let anchor = self.workload_under_cursor();
+        self.apply_update(update);
+        if let Some(id) = anchor {
+            if let Some(index) = self
+                .visible_workloads()
+                .iter()
+                .position(|workload| workload.id == id)
+            {
+                self.cursor.insert(View::Workloads, index);
+            }
+        }
+    }
+
+    /// The id of the workloads view's selected row, whichever view shows.
+    fn workload_under_cursor(&self) -> Option<String> {
+        let rows = self.visible_workloads();
+        let cursor = self.cursor.get(&View::Workloads).copied().unwrap_or(0);
+        rows.get(cursor.min(rows.len().saturating_sub(1)))
+            .map(|workload| workload.id.clone())
+    }
+
+    fn apply_update(&mut self, update: Update) {
         match update {
             Update::Connection(connection) => self.connection = connection,
             Update::Snapshot {

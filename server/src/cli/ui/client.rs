@@ -75,7 +75,7 @@ pub async fn run(
                 Err(error) => {
                     attempt += 1;
                     retry_at = Instant::now() + backoff(attempt);
-                    let reason = format!("cannot reach the server: {error}");
+                    let reason = format!("not connected: {error}");
                     disconnected(&updates, reason, attempt).await;
                 }
             }
@@ -271,7 +271,12 @@ fn execute(client: Option<Client>, command: Command, updates: mpsc::Sender<Updat
                             NodeActionKind::Resume => client.resume_node(&node).await,
                         };
                         match result {
-                            Ok(done) => Ok(format!("{verb} node {}: done", done.name)),
+                            Ok(done) => {
+                                let paused = done.scheduling
+                                    == slipway_sdk::proto::NodeScheduling::Paused as i32;
+                                let now = if paused { "paused" } else { "taking work" };
+                                Ok(format!("{verb} node {}: done, {now}", done.name))
+                            }
                             Err(error) => Err(format!("{verb} node: {error}")),
                         }
                     }

@@ -240,3 +240,27 @@ fn events_update_the_list_and_an_older_snapshot_never_wins() {
     assert!(!app.workloads.contains_key(WEB));
     assert!(app.marked.is_empty(), "a deleted workload is unmarked");
 }
+
+#[test]
+fn the_selection_follows_its_workload_when_a_newer_one_appears() {
+    let mut app = fixture(false);
+    select(&mut app, WORKER_STOPPED);
+    let mut newer = app.workloads[WEB].clone();
+    newer.id = "99999999999999999999999999999999".to_owned();
+    newer.created_at = Some(prost_types::Timestamp {
+        seconds: super::NOW_SECONDS,
+        nanos: 0,
+    });
+    newer.revision = 60;
+    app.apply(Update::Event(super::event(
+        60,
+        EventType::WorkloadCreated,
+        &newer,
+        0,
+    )));
+    assert_eq!(app.visible_workloads()[0].id, newer.id, "newest first");
+    assert_eq!(
+        app.selected_workload().map(|workload| workload.id.as_str()),
+        Some(WORKER_STOPPED)
+    );
+}
