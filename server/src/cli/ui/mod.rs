@@ -26,6 +26,9 @@ use super::error::{CliError, EXIT_OK};
 pub async fn run(builder: ClientBuilder, server: String) -> Result<u8, CliError> {
     let colour = std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let mut app = App::new(server, colour, SystemTime::now());
+    let mut terminal = ratatui::try_init().map_err(|error| CliError::Failed {
+        message: format!("cannot set up the terminal: {error}"),
+    })?;
     let (update_sender, mut updates) = mpsc::channel(1024);
     let (command_sender, commands) = mpsc::unbounded_channel();
     let client_task = tokio::spawn(client::run(builder, update_sender, commands));
@@ -48,9 +51,6 @@ pub async fn run(builder: ClientBuilder, server: String) -> Result<u8, CliError>
             }
         }
     });
-    let mut terminal = ratatui::try_init().map_err(|error| CliError::Failed {
-        message: format!("cannot set up the terminal: {error}"),
-    })?;
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     let outcome = loop {
         if let Err(error) = terminal.draw(|frame| render::draw(frame, &app)) {

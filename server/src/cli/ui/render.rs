@@ -207,26 +207,38 @@ fn node_keys() -> String {
 }
 
 fn help(frame: &mut Frame, area: Rect) {
+    let node_keys: Vec<String> = NODE_ACTIONS
+        .iter()
+        .map(|action| action.key.to_string())
+        .collect();
+    let node_verbs: Vec<&str> = NODE_ACTIONS.iter().map(|action| action.verb).collect();
+    let node_help = format!("nodes view: {} a node (confirmed)", node_verbs.join(", "));
     let rows = [
-        ("↑↓ j k g G", "move (PgUp/PgDn: a page)"),
+        ("↑↓ j k g G".to_owned(), "move (PgUp/PgDn: a page)"),
         (
-            "enter l",
+            "enter l".to_owned(),
             "workload detail: fields, health history, live log",
         ),
-        ("space", "mark a workload (batch stop/restart/start/delete)"),
         (
-            "s r u",
+            "space".to_owned(),
+            "mark a workload (batch stop/restart/start/delete)",
+        ),
+        (
+            "s r u".to_owned(),
             "stop, restart, start (confirmed; only where allowed)",
         ),
-        ("ctrl-d", "delete the workload (confirmed)"),
-        ("p u", "nodes view: pause, resume a node (confirmed)"),
-        ("/", "filter the view (esc clears)"),
-        (":", "jump to a view: workloads deployments nodes events"),
+        ("ctrl-d".to_owned(), "delete the workload (confirmed)"),
+        (node_keys.join(" "), node_help.as_str()),
+        ("/".to_owned(), "filter the view (esc clears)"),
         (
-            "q esc",
+            ":".to_owned(),
+            "jump to a view: workloads deployments nodes events",
+        ),
+        (
+            "q esc".to_owned(),
             "back (clear the filter or marks, leave the view, quit)",
         ),
-        ("ctrl-c", "quit"),
+        ("ctrl-c".to_owned(), "quit"),
     ];
     let lines = rows
         .iter()

@@ -154,3 +154,37 @@ fn no_colour_draws_no_colour() {
     with_detail_streams(&mut plain);
     assert!(!coloured(&plain), "NO_COLOR: the detail view has no colour");
 }
+
+#[test]
+fn every_view_draws_at_any_size() {
+    use ratatui::{Terminal, backend::TestBackend};
+    let mut app = fixture(true);
+    press(&mut app, KeyCode::Char('l'));
+    with_detail_streams(&mut app);
+    let views: [&[KeyCode]; 7] = [
+        &[KeyCode::Char('q')],
+        &[KeyCode::Char(':'), KeyCode::Char('d'), KeyCode::Enter],
+        &[KeyCode::Char(':'), KeyCode::Char('n'), KeyCode::Enter],
+        &[KeyCode::Char(':'), KeyCode::Char('e'), KeyCode::Enter],
+        &[
+            KeyCode::Char(':'),
+            KeyCode::Char('w'),
+            KeyCode::Enter,
+            KeyCode::Enter,
+        ],
+        &[KeyCode::Char('s')],
+        &[KeyCode::Char('?')],
+    ];
+    for keys in views {
+        for key in keys {
+            press(&mut app, *key);
+        }
+        for (width, height) in [(1, 1), (12, 3), (40, 10), (80, 24), (200, 60)] {
+            let mut terminal =
+                Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+            terminal
+                .draw(|frame| crate::cli::ui::render::draw(frame, &app))
+                .expect("draw");
+        }
+    }
+}
