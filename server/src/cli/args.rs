@@ -273,6 +273,14 @@ pub enum ClientCommand {
   SLIPWAY_TOKEN=slw_... slipway mcp --follow-seconds 10")]
     Mcp(McpArgs),
 
+    /// A terminal UI: workloads (live), deployments, nodes, events, and a
+    /// workload's detail with its live log; stop, restart, start, delete and
+    /// node pause/resume, each confirmed. `?` in the UI lists the keys.
+    #[command(after_help = "Examples:
+  slipway ui
+  slipway ui --server https://slipway.example:50051 --token-file ops.token")]
+    Ui,
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   slipway completion bash > /etc/bash_completion.d/slipway

@@ -17,6 +17,7 @@ pub(crate) mod output;
 mod resolve;
 mod run;
 mod spec_file;
+mod ui;
 mod view;
 
 use std::process::ExitCode;
@@ -71,6 +72,13 @@ pub async fn execute(
                     .await
                     .map(|()| EXIT_OK)
                     .map_err(|message| CliError::Failed { message })
+            }
+            Err(error) => Err(error),
+        },
+        ClientCommand::Ui => match client_builder(&options) {
+            Ok(builder) => {
+                let server = options.server.clone().unwrap_or_else(default_server);
+                ui::run(builder, server).await
             }
             Err(error) => Err(error),
         },
@@ -140,7 +148,7 @@ async fn dispatch(
         ClientCommand::Operation(command) => fleet::operation(client, printer, command).await,
         ClientCommand::Token(token_command) => access::token(client, printer, token_command).await,
         ClientCommand::Audit(audit_args) => access::audit(client, printer, audit_args).await,
-        ClientCommand::Completion(_) | ClientCommand::Mcp(_) => Ok(EXIT_OK),
+        ClientCommand::Completion(_) | ClientCommand::Mcp(_) | ClientCommand::Ui => Ok(EXIT_OK),
     }
 }
 
