@@ -50,12 +50,12 @@ impl WorkloadAction {
     }
 }
 
-/// The node controls the server offers. Drain joins as one more variant and
-/// one more entry of [`NODE_ACTIONS`].
+/// The node controls the server offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeActionKind {
     Pause,
     Resume,
+    Drain,
 }
 
 /// A control on a node: its key, what it does, when it applies, and whether
@@ -79,7 +79,12 @@ fn is_active(node: &Node) -> bool {
 }
 
 fn is_paused(node: &Node) -> bool {
-    node.scheduling == NodeScheduling::Paused as i32
+    node.scheduling != NodeScheduling::Eligible as i32
+}
+
+fn is_draining_or_drained(node: &Node) -> bool {
+    node.scheduling == NodeScheduling::Draining as i32
+        || node.scheduling == NodeScheduling::Drained as i32
 }
 
 fn takes_work(node: &Node) -> bool {
@@ -107,6 +112,18 @@ pub const NODE_ACTIONS: &[NodeAction] = &[
         impact: "it takes new workloads again (and starts those waiting for it)",
         applies: is_paused,
         needs_typed_confirmation: |_, _| false,
+    },
+    NodeAction {
+        kind: NodeActionKind::Drain,
+        key: 'd',
+        verb: "drain",
+        impact: "it takes no new workloads, and each of its workloads moves to another node (a replacement ready first, then the old one stops); it ends drained",
+        applies: |node| is_active(node) && !is_draining_or_drained(node),
+        // Draining the last node that takes work leaves its workloads nowhere to go.
+        needs_typed_confirmation: |node, all| {
+            !all.iter()
+                .any(|other| other.id != node.id && takes_work(other))
+        },
     },
 ];
 

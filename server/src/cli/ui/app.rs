@@ -110,6 +110,11 @@ pub enum Update {
         target: String,
         stage: Stage,
     },
+    /// How far a fleet operation acting on `target` (a node) got.
+    Note {
+        target: String,
+        note: String,
+    },
     /// An operation ended: a sentence saying how.
     Done {
         target: String,
@@ -147,6 +152,8 @@ pub struct Operation {
     pub verb: &'static str,
     /// The last stage its progress reported.
     pub stage: Option<Stage>,
+    /// How far a fleet operation (a drain) got, as it says.
+    pub note: Option<String>,
 }
 
 /// One step of a workload's history: a stage or health it entered.
@@ -295,6 +302,11 @@ impl App {
             Update::Progress { target, stage } => {
                 if let Some(operation) = self.operations.get_mut(&target) {
                     operation.stage = Some(stage);
+                }
+            }
+            Update::Note { target, note } => {
+                if let Some(operation) = self.operations.get_mut(&target) {
+                    operation.note = Some(note);
                 }
             }
             Update::Done { target, outcome } => {

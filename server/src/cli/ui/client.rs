@@ -269,6 +269,19 @@ fn execute(client: Option<Client>, command: Command, updates: mpsc::Sender<Updat
                                 client.pause_node(&node, force, &confirm).await
                             }
                             NodeActionKind::Resume => client.resume_node(&node).await,
+                            NodeActionKind::Drain => {
+                                let outcome = drain(client, &node, force, confirm, &updates).await;
+                                if let Ok(nodes) = client.list_nodes(false).await {
+                                    let _ = updates.send(Update::Nodes(nodes)).await;
+                                }
+                                let _ = updates
+                                    .send(Update::Done {
+                                        target: node,
+                                        outcome,
+                                    })
+                                    .await;
+                                return;
+                            }
                         };
                         match result {
                             Ok(done) => {
@@ -295,6 +308,51 @@ fn execute(client: Option<Client>, command: Command, updates: mpsc::Sender<Updat
             });
         }
         Command::OpenDetail { .. } | Command::CloseDetail => {}
+    }
+}
+
+/// Drains `node` and follows the drain, reporting its progress on the node's
+/// row, until it ends: a sentence saying how.
+async fn drain(
+    client: &Client,
+    node: &str,
+    force: bool,
+    confirm: String,
+    updates: &mpsc::Sender<Update>,
+) -> Result<String, String> {
+    use slipway_sdk::proto::{DrainNodeRequest, OperationState};
+    let operation = client
+        .drain_node(DrainNodeRequest {
+            node: node.to_owned(),
+            force,
+            confirm,
+            ..DrainNodeRequest::default()
+        })
+        .await
+        .map_err(|error| format!("drain node: {error}"))?;
+    let mut stream = Box::pin(
+        client
+            .watch_operation(&operation.id)
+            .await
+            .map_err(|error| format!("drain node: {error}"))?,
+    );
+    let mut last = operation;
+    while let Some(next) = stream.next().await {
+        let next = next.map_err(|error| format!("drain node: {error}"))?;
+        let note = format!("{}/{}", next.finished_items, next.total_items);
+        let _ = updates
+            .send(Update::Note {
+                target: node.to_owned(),
+                note,
+            })
+            .await;
+        last = next;
+    }
+    let sentence = format!("drain {}: {}", last.id, last.message);
+    if last.state() == OperationState::Succeeded {
+        Ok(sentence)
+    } else {
+        Err(sentence)
     }
 }
 

@@ -134,6 +134,7 @@ impl App {
                         super::app::Operation {
                             verb: action.verb(),
                             stage: None,
+                            note: None,
                         },
                     );
                 }
@@ -144,8 +145,14 @@ impl App {
                     .iter()
                     .find(|entry| entry.kind == *action)
                     .map_or("", |entry| entry.verb);
-                self.operations
-                    .insert(node.clone(), super::app::Operation { verb, stage: None });
+                self.operations.insert(
+                    node.clone(),
+                    super::app::Operation {
+                        verb,
+                        stage: None,
+                        note: None,
+                    },
+                );
             }
             Command::OpenDetail { .. } | Command::CloseDetail => {}
         }

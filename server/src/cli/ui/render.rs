@@ -148,9 +148,11 @@ fn status_line(app: &App, theme: Theme) -> Line<'static> {
             .operations
             .iter()
             .map(|(target, operation)| {
-                let stage = operation
-                    .stage
-                    .map_or("accepted".to_owned(), |stage| stage.label().to_owned());
+                let stage = match (&operation.note, operation.stage) {
+                    (Some(note), _) => note.clone(),
+                    (None, Some(stage)) => stage.label().to_owned(),
+                    (None, None) => "accepted".to_owned(),
+                };
                 format!(
                     "{} {}: {stage}",
                     operation.verb,

@@ -196,6 +196,8 @@ pub fn deployments(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
 fn node_state(node: &Node) -> &'static str {
     match NodeState::try_from(node.state) {
         Ok(NodeState::Active) if node.scheduling == NodeScheduling::Paused as i32 => "paused",
+        Ok(NodeState::Active) if node.scheduling == NodeScheduling::Draining as i32 => "draining",
+        Ok(NodeState::Active) if node.scheduling == NodeScheduling::Drained as i32 => "drained",
         Ok(NodeState::Active) => "active",
         Ok(NodeState::Down) => "down",
         Ok(NodeState::Left) => "left",
@@ -214,7 +216,10 @@ pub fn nodes(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 node.capacity.to_string()
             };
             let note = match app.operations.get(&node.id) {
-                Some(operation) => format!("{}…", operation.verb),
+                Some(operation) => match &operation.note {
+                    Some(note) => format!("{} {note}", operation.verb),
+                    None => format!("{}…", operation.verb),
+                },
                 None if !node.reason.is_empty() => node.reason.clone(),
                 None if node.answering => "this one".to_owned(),
                 None => String::new(),

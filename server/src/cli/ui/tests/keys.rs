@@ -264,3 +264,43 @@ fn the_selection_follows_its_workload_when_a_newer_one_appears() {
         Some(WORKER_STOPPED)
     );
 }
+
+#[test]
+fn draining_the_last_node_that_takes_work_needs_its_name_typed_and_shows_its_progress() {
+    let mut app = fixture(false);
+    press(&mut app, KeyCode::Char(':'));
+    type_text(&mut app, "no");
+    press(&mut app, KeyCode::Enter);
+    // node-a is the only eligible node (node-b is paused): its name is asked.
+    press(&mut app, KeyCode::Char('d'));
+    type_text(&mut app, "node-a");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        vec![Command::Node {
+            action: NodeActionKind::Drain,
+            node: "aaaabbbbccccddddeeeeffff00001111".to_owned(),
+            force: true,
+            confirm: "node-a".to_owned(),
+        }]
+    );
+    // The drain's progress shows on the node until it ends.
+    app.apply(Update::Note {
+        target: "aaaabbbbccccddddeeeeffff00001111".to_owned(),
+        note: "1/3".to_owned(),
+    });
+    let operation = app
+        .operations
+        .get("aaaabbbbccccddddeeeeffff00001111")
+        .expect("the drain under way");
+    assert_eq!(operation.note.as_deref(), Some("1/3"));
+    app.apply(Update::Done {
+        target: "aaaabbbbccccddddeeeeffff00001111".to_owned(),
+        outcome: Ok("drain op-1: drained node node-a: moved 3 workloads".to_owned()),
+    });
+    assert!(app.operations.is_empty());
+    assert!(
+        app.message
+            .as_ref()
+            .is_some_and(|(text, error)| text.contains("drained node node-a") && !error)
+    );
+}
