@@ -229,6 +229,29 @@ async fn a_rolling_restart_whose_node_is_killed_goes_on_elsewhere_restarting_not
         .pause_node("node-b", false, "")
         .await
         .expect("pause B");
+    // Two of three nodes out of placement is more than the 50 % allowed.
+    let refused = client
+        .drain_node(DrainNodeRequest {
+            node: "node-c".to_owned(),
+            ..DrainNodeRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(tonic::Code::FailedPrecondition),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("more than the 50% allowed"),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("--force --confirm node-c"),
+        "{refused}"
+    );
+    let node_c = client.get_node("node-c").await.expect("node C");
+    assert_eq!(node_c.scheduling(), NodeScheduling::Eligible);
     let deployment = client
         .create_deployment(web("rolling").build())
         .await
