@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     access::{self, TokenError},
-    api::{AuditApi, DeploymentApi, FleetApi, NodeApi, TokenApi, WorkloadApi},
+    api::{AuditApi, DeploymentApi, FleetApi, NodeApi, Peers, TokenApi, WorkloadApi},
     config::ServeConfig,
     data_files,
     domain::{NodeId, NodeRegistration},
@@ -116,6 +116,7 @@ pub async fn serve(
     }
     // Unreadable certificates are found now, not at the first connection.
     config.transport.server_tls()?;
+    config.transport.peer_tls()?;
     let socket = match config.transport.socket_path(&config.data_dir) {
         Some(path) => match config.transport.bind_socket(&path).await {
             Ok(socket_listener) => Some((path, socket_listener)),
@@ -273,14 +274,19 @@ pub async fn serve(
     } else {
         None
     };
-    let workload_api = Arc::new(WorkloadApi::new(orchestrator.clone(), closing.clone()));
+    let peers = Peers::new(config.transport.peer_tls()?, node_token.as_deref());
+    let workload_api = Arc::new(WorkloadApi::new(
+        orchestrator.clone(),
+        closing.clone(),
+        peers.clone(),
+    ));
     let safety = Safety {
         max_unavailable_percent: config.node.max_unavailable_nodes,
     };
     let fleet = Fleet::start(
         store.clone(),
         orchestrator.clone(),
-        Control::new(workload_api.clone(), node_token.as_deref(), &this_node.name),
+        Control::new(workload_api.clone(), &this_node.name),
         this_node.id.clone(),
         FleetSettings {
             safety,
@@ -293,7 +299,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
-            DeploymentServiceServer::new(DeploymentApi::new(orchestrator.clone()))
+            DeploymentServiceServer::new(DeploymentApi::new(orchestrator.clone(), peers))
                 .max_decoding_message_size(max_message_bytes),
         )
         .add_service(

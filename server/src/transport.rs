@@ -14,7 +14,7 @@ use std::{
 };
 
 use tokio::net::UnixListener;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 /// The file name of the socket in the data directory, by default.
 pub const SOCKET_FILE_NAME: &str = "slipway.sock";
@@ -76,6 +76,14 @@ pub struct TransportConfig {
     /// logged at every start). Tokens still apply; prefer TLS.
     #[arg(long, env = "SLIPWAY_INSECURE")]
     pub insecure: bool,
+
+    /// Several nodes with TLS: the CA (PEM) that signed the other nodes'
+    /// certificates. Calls forwarded to another node then go over TLS, checked
+    /// against it, presenting this node's --tls-cert as the client certificate
+    /// (for nodes that require mutual TLS). Without it, nodes call each other
+    /// in plaintext.
+    #[arg(long, env = "SLIPWAY_PEER_TLS_CA", value_name = "PEM")]
+    pub peer_tls_ca: Option<PathBuf>,
 }
 
 /// Why the transport could not be set up.
@@ -142,6 +150,23 @@ impl TransportConfig {
             tls = tls
                 .client_ca_root(Certificate::from_pem(read_pem(ca, "--tls-client-ca")?))
                 .client_auth_optional(false);
+        }
+        Ok(Some(tls))
+    }
+
+    /// How this node reaches the others: TLS against --peer-tls-ca, with its
+    /// own certificate as the client's, when --peer-tls-ca is given.
+    pub fn peer_tls(&self) -> Result<Option<ClientTlsConfig>, TransportError> {
+        let Some(ca) = &self.peer_tls_ca else {
+            return Ok(None);
+        };
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read_pem(ca, "--peer-tls-ca")?));
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            tls = tls.identity(Identity::from_pem(
+                read_pem(cert, "--tls-cert")?,
+                read_pem(key, "--tls-key")?,
+            ));
         }
         Ok(Some(tls))
     }

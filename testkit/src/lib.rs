@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod docker;
 pub mod net;
 mod process;
+pub mod tls;
 mod wait;
 
 pub use wait::until;

@@ -25,10 +25,10 @@ pub struct DeploymentApi {
 }
 
 impl DeploymentApi {
-    pub fn new(orchestrator: Orchestrator) -> Self {
+    pub fn new(orchestrator: Orchestrator, peers: Peers) -> Self {
         Self {
             orchestrator,
-            peers: Peers::default(),
+            peers,
         }
     }
 
@@ -61,7 +61,7 @@ impl DeploymentApi {
                 };
                 self.peers
                     .workloads(&node)?
-                    .delete_workload(forwarding.request(message, None))
+                    .delete_workload(self.peers.request(forwarding, message, None))
                     .await
                     .map_err(|status| forward::unreachable(&node, status))?;
                 deleted.push(workload.id.to_string());

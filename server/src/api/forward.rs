@@ -12,7 +12,7 @@ use slipway::v1::workload_service_client::WorkloadServiceClient;
 use tonic::{
     Request, Status,
     metadata::{AsciiMetadataValue, MetadataMap},
-    transport::{Channel, Endpoint},
+    transport::{Channel, ClientTlsConfig, Endpoint},
 };
 
 use crate::domain::Node;
@@ -64,13 +64,46 @@ impl Forwarding {
     }
 }
 
-/// Connections to the other nodes, one per address, made when first needed.
+/// Connections to the other nodes, one per address, made when first needed:
+/// over TLS (`--peer-tls-ca`) or plaintext.
 #[derive(Clone, Default)]
 pub struct Peers {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    tls: Option<ClientTlsConfig>,
+    /// `Bearer <this node's token>`: the credentials of a forwarded call whose
+    /// caller brought none (a local administrator on the Unix socket).
+    node_authorization: Option<AsciiMetadataValue>,
 }
 
 impl Peers {
+    pub fn new(tls: Option<ClientTlsConfig>, node_token: Option<&str>) -> Peers {
+        Peers {
+            channels: Arc::default(),
+            tls,
+            node_authorization: node_token
+                .and_then(|token| AsciiMetadataValue::try_from(format!("Bearer {token}")).ok()),
+        }
+    }
+
+    /// `message` as a call to another node: with the caller's credentials, or
+    /// this node's own when the caller (on the local socket) brought none.
+    pub fn request<T>(
+        &self,
+        forwarding: &Forwarding,
+        message: T,
+        placement: Option<&str>,
+    ) -> Request<T> {
+        let mut request = forwarding.request(message, placement);
+        if forwarding.authorization.is_none()
+            && let Some(authorization) = &self.node_authorization
+        {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
+        request
+    }
+
     /// A client of `node`'s workload service.
     pub fn workloads(&self, node: &Node) -> Result<WorkloadServiceClient<Channel>, Status> {
         let address = &node.registration.address;
@@ -81,12 +114,18 @@ impl Peers {
         if let Some(channel) = channels.get(address) {
             return Ok(WorkloadServiceClient::new(channel.clone()));
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|error| {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let not_an_address = |error: tonic::transport::Error| {
             Status::unavailable(format!(
                 "node {} advertises an address that is not one ({address}): {error}",
                 node.registration.name
             ))
-        })?;
+        };
+        let mut endpoint =
+            Endpoint::from_shared(format!("{scheme}://{address}")).map_err(not_an_address)?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(not_an_address)?;
+        }
         let channel = endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
             .tcp_nodelay(true)

@@ -14,6 +14,7 @@ mod workloads;
 pub use access::{AuditApi, TokenApi};
 pub use deployments::DeploymentApi;
 pub use fleet::FleetApi;
+pub use forward::Peers;
 pub use nodes::NodeApi;
 pub use status::ERROR_DOMAIN;
 pub use workloads::WorkloadApi;

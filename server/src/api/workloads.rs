@@ -50,10 +50,10 @@ fn until_closing<T: Send + 'static>(
 }
 
 impl WorkloadApi {
-    pub fn new(orchestrator: Orchestrator, closing: CancellationToken) -> Self {
+    pub fn new(orchestrator: Orchestrator, closing: CancellationToken, peers: Peers) -> Self {
         Self {
             orchestrator,
-            peers: Peers::default(),
+            peers,
             closing,
         }
     }
@@ -146,7 +146,7 @@ impl WorkloadApi {
                     deployment_id,
                 };
                 client
-                    .start_workload(forwarding.request(message, placement))
+                    .start_workload(self.peers.request(forwarding, message, placement))
                     .await
             }
             Operation::Stop => {
@@ -157,7 +157,7 @@ impl WorkloadApi {
                         .map(|grace| u32::try_from(grace.as_secs()).unwrap_or(u32::MAX)),
                 };
                 client
-                    .stop_workload(forwarding.request(message, placement))
+                    .stop_workload(self.peers.request(forwarding, message, placement))
                     .await
             }
             Operation::Restart => {
@@ -166,7 +166,7 @@ impl WorkloadApi {
                     deployment_id,
                 };
                 client
-                    .restart_workload(forwarding.request(message, placement))
+                    .restart_workload(self.peers.request(forwarding, message, placement))
                     .await
             }
         };
@@ -392,7 +392,7 @@ impl WorkloadService for WorkloadApi {
                 };
                 self.peers
                     .workloads(&node)?
-                    .delete_workload(forwarding.request(message, None))
+                    .delete_workload(self.peers.request(&forwarding, message, None))
                     .await
                     .map_err(|status| forward::unreachable(&node, status))?;
             }
@@ -448,7 +448,7 @@ impl WorkloadService for WorkloadApi {
                 let stream = self
                     .peers
                     .workloads(&node)?
-                    .stream_logs(forwarding.request(request, None))
+                    .stream_logs(self.peers.request(&forwarding, request, None))
                     .await
                     .map_err(|status| forward::unreachable(&node, status))?;
                 return Ok(Response::new(until_closing(

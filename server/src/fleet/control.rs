@@ -1,6 +1,7 @@
 //! How a fleet operation acts on a workload wherever it runs: through the
-//! same workload API a client calls, so that a workload another node owns is
-//! reached by forwarding, with this node's own credentials.
+//! same workload API a client calls, as a local administrator, so that a
+//! workload another node owns is reached by forwarding (with this node's own
+//! token, as for any caller that brought none).
 
 use std::sync::Arc;
 
@@ -9,25 +10,20 @@ use slipway::v1::{
     DeleteWorkloadRequest, RestartWorkloadRequest, StartWorkloadRequest, StopWorkloadRequest,
     workload_service_server::WorkloadService,
 };
-use tonic::{Request, Status, metadata::AsciiMetadataValue};
+use tonic::{Request, Status};
 
 use crate::{access::Caller, api::WorkloadApi, domain::WorkloadId};
 
 #[derive(Clone)]
 pub struct Control {
     api: Arc<WorkloadApi>,
-    /// `Bearer <this node's token>`, sent with calls forwarded to other nodes;
-    /// none with authentication off.
-    authorization: Option<AsciiMetadataValue>,
     caller: Caller,
 }
 
 impl Control {
-    pub fn new(api: Arc<WorkloadApi>, node_token: Option<&str>, node_name: &str) -> Control {
+    pub fn new(api: Arc<WorkloadApi>, node_name: &str) -> Control {
         Control {
             api,
-            authorization: node_token
-                .and_then(|token| AsciiMetadataValue::try_from(format!("Bearer {token}")).ok()),
             caller: Caller {
                 id: "node".to_owned(),
                 name: format!("node:{node_name}"),
@@ -40,11 +36,6 @@ impl Control {
     fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         request.extensions_mut().insert(self.caller.clone());
-        if let Some(authorization) = &self.authorization {
-            request
-                .metadata_mut()
-                .insert("authorization", authorization.clone());
-        }
         request
     }
 
