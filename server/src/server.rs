@@ -18,6 +18,7 @@ use crate::{
     data_files,
     domain::{NodeId, NodeRegistration},
     logs::LogRetention,
+    metrics::Metrics,
     node::{self, NodeAgent},
     orchestrator::{Orchestrator, OrchestratorError, PortPool, Settings},
     runtime::{
@@ -257,6 +258,17 @@ pub async fn serve(
         database = ?crate::config::redact_password(&config.database_url()),
         "slipway is serving"
     );
+    let metrics = Metrics::new(&orchestrator.log_counters());
+    let metrics_watch = tokio::spawn(crate::metrics::watch_events(
+        metrics.clone(),
+        orchestrator.clone(),
+        node_agent.node().registration.id.clone(),
+        closing.clone(),
+    ));
+    let workload_api = Arc::new(
+        WorkloadApi::new(orchestrator.clone(), closing.clone()).with_metrics(metrics.clone()),
+    );
+    let deployment_api = Arc::new(DeploymentApi::new(orchestrator.clone()));
     let max_message_bytes = config.limits.max_message_bytes;
     let mut routes = tonic::service::Routes::builder();
     routes
@@ -264,7 +276,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
-            DeploymentServiceServer::new(DeploymentApi::new(orchestrator.clone()))
+            DeploymentServiceServer::from_arc(deployment_api.clone())
                 .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
@@ -275,7 +287,7 @@ pub async fn serve(
             .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
-            WorkloadServiceServer::new(WorkloadApi::new(orchestrator.clone(), closing.clone()))
+            WorkloadServiceServer::from_arc(workload_api.clone())
                 .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
@@ -286,15 +298,29 @@ pub async fn serve(
             AuditServiceServer::new(AuditApi::new(store.clone()))
                 .max_decoding_message_size(max_message_bytes),
         );
+    // REST and SSE on the same port: the gRPC routes as an axum router, with
+    // the REST routes added (gRPC answers every path REST does not serve).
+    let rest = crate::rest::router(crate::rest::RestState {
+        workloads: workload_api,
+        deployments: deployment_api,
+        orchestrator: orchestrator.clone(),
+        metrics: metrics.clone(),
+        node: node_agent.node().registration.id.clone(),
+        closing: closing.clone(),
+        keep_alive: Duration::from_secs(15),
+    });
+    let routes = tonic::service::Routes::from(routes.routes().into_axum_router().merge(rest));
     let serving = Serving {
-        routes: routes.routes(),
+        routes,
         store: store.clone(),
+        metrics,
         enforce_auth,
         transport: &config.transport,
         limits: &config.limits,
         socket,
     };
     let served = serve_routes(serving, listener, closing, shutdown).await;
+    metrics_watch.abort();
     audit_trimming.abort();
     if let Some(letting_go) = letting_go {
         letting_go.abort();

@@ -13,7 +13,7 @@ mod workloads;
 pub use access::{AuditApi, TokenApi};
 pub use deployments::DeploymentApi;
 pub use nodes::NodeApi;
-pub use status::ERROR_DOMAIN;
+pub use status::{ERROR_DOMAIN, invalid_argument, to_status};
 pub use workloads::WorkloadApi;
 
 use crate::domain::Timestamp;

@@ -77,7 +77,8 @@ where
                 "the server is busy: {} calls in flight already (--max-concurrent-requests); try again",
                 self.layer.limit
             ));
-            return Box::pin(async move { Ok(status.into_http()) });
+            let refusal = refusal(request.uri().path(), status);
+            return Box::pin(async move { Ok(refusal) });
         };
         Box::pin(async move {
             let response = inner.call(request).await;
@@ -156,22 +157,25 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         let client = ClientKey::of(&request);
+        let path = request.uri().path().to_owned();
         if !shared.rates.try_acquire(&client) {
             let status = Status::resource_exhausted(format!(
                 "rate limit: this client made more than {} calls per second (burst {}) (--rate-limit, --rate-burst); slow down",
                 shared.rate_limit, shared.rate_burst
             ));
-            return Box::pin(async move { Ok(status.into_http()) });
+            return Box::pin(async move { Ok(refusal(&path, status)) });
         }
-        if !shared.streaming.contains(request.uri().path()) {
+        if !shared.streaming.contains(&path) && !crate::rest::is_stream_path(&path) {
             return Box::pin(async move {
                 match tokio::time::timeout(shared.request_timeout, inner.call(request)).await {
                     Ok(response) => response,
-                    Err(_) => Ok(Status::deadline_exceeded(format!(
-                        "the call took longer than {} (--request-timeout)",
-                        humantime::format_duration(shared.request_timeout)
-                    ))
-                    .into_http()),
+                    Err(_) => Ok(refusal(
+                        &path,
+                        Status::deadline_exceeded(format!(
+                            "the call took longer than {} (--request-timeout)",
+                            humantime::format_duration(shared.request_timeout)
+                        )),
+                    )),
                 }
             });
         }
@@ -180,7 +184,7 @@ where
                 "this client has {} streams open already (--max-streams-per-client); close one first",
                 shared.max_streams
             ));
-            return Box::pin(async move { Ok(status.into_http()) });
+            return Box::pin(async move { Ok(refusal(&path, status)) });
         };
         Box::pin(async move {
             let response = inner.call(request).await?;
@@ -191,6 +195,15 @@ where
                 })
             }))
         })
+    }
+}
+
+/// A refusal as its caller reads it: a gRPC status, or a REST error.
+fn refusal(path: &str, status: Status) -> Response<Body> {
+    if crate::rest::is_rest_path(path) {
+        crate::rest::status_response(&status)
+    } else {
+        status.into_http()
     }
 }
 
