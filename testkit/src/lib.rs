@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod net;
+pub mod rest;
 mod process;
 mod wait;
 
@@ -144,6 +145,11 @@ impl TestServer {
     /// The admin token the client uses.
     pub fn admin_token(&self) -> &str {
         &self.admin_token
+    }
+
+    /// A REST client with the admin token.
+    pub fn rest(&self) -> rest::Rest {
+        rest::Rest::new(self.address, Some(&self.admin_token))
     }
 
     /// A new client of this server presenting `token`.
