@@ -12,8 +12,8 @@ use tonic::service::Routes;
 
 use crate::{
     access::AccessLayer,
-    metrics::{Metrics, RpcMetricsLayer},
     limits::{ClientLimitsLayer, ConcurrencyLayer, LimitsConfig, StreamingMethods},
+    metrics::{Metrics, RpcMetricsLayer},
     server::ServerError,
     store::Store,
     transport::TransportConfig,

@@ -4,8 +4,8 @@
 
 pub mod docker;
 pub mod net;
-pub mod rest;
 mod process;
+pub mod rest;
 mod wait;
 
 pub use wait::until;

@@ -54,7 +54,10 @@ async fn counters_move_as_workloads_start_and_fail() {
         .await;
     server.start_workload(&good.id).await;
     let after = scrape(&server).await;
-    assert_eq!(value(&after, "slipway_operations_total", &started), Some(1.0));
+    assert_eq!(
+        value(&after, "slipway_operations_total", &started),
+        Some(1.0)
+    );
     assert_eq!(
         value(
             &after,
@@ -84,10 +87,20 @@ async fn counters_move_as_workloads_start_and_fail() {
         )
         .is_some()
     );
-    until_value(&server, "slipway_workload_start_duration_seconds_count", &[], 1.0).await;
+    until_value(
+        &server,
+        "slipway_workload_start_duration_seconds_count",
+        &[],
+        1.0,
+    )
+    .await;
     until("log lines counted", || async {
-        value(&scrape(&server).await, "slipway_log_lines_ingested_total", &[])
-            .filter(|lines| *lines > 0.0)
+        value(
+            &scrape(&server).await,
+            "slipway_log_lines_ingested_total",
+            &[],
+        )
+        .filter(|lines| *lines > 0.0)
     })
     .await;
 
@@ -102,7 +115,11 @@ async fn counters_move_as_workloads_start_and_fail() {
         value(
             &after,
             "slipway_operations_total",
-            &[("operation", "start"), ("result", "failed"), ("stage", "deploy")]
+            &[
+                ("operation", "start"),
+                ("result", "failed"),
+                ("stage", "deploy")
+            ]
         ),
         Some(1.0)
     );
@@ -125,7 +142,11 @@ async fn counters_move_as_workloads_start_and_fail() {
     )
     .await;
     assert_eq!(
-        value(&scrape(&server).await, "slipway_workloads", &[("stage", "failed")]),
+        value(
+            &scrape(&server).await,
+            "slipway_workloads",
+            &[("stage", "failed")]
+        ),
         Some(1.0)
     );
 
@@ -133,7 +154,10 @@ async fn counters_move_as_workloads_start_and_fail() {
     let refused = server.client.stop_workload(&bad.id, None).await;
     let refused = match refused {
         Err(error) => error,
-        Ok(progress) => progress.finish().await.expect_err("a stop of a failed workload"),
+        Ok(progress) => progress
+            .finish()
+            .await
+            .expect_err("a stop of a failed workload"),
     };
     assert!(matches!(refused, Error::InvalidState { .. }), "{refused:?}");
     let after = scrape(&server).await;
@@ -141,7 +165,11 @@ async fn counters_move_as_workloads_start_and_fail() {
         value(
             &after,
             "slipway_operations_total",
-            &[("operation", "stop"), ("result", "refused"), ("code", "FAILED_PRECONDITION")]
+            &[
+                ("operation", "stop"),
+                ("result", "refused"),
+                ("code", "FAILED_PRECONDITION")
+            ]
         ),
         Some(1.0)
     );
@@ -183,7 +211,11 @@ async fn open_streams_are_counted_while_open() {
         follow: true,
         ..StreamLogsRequest::default()
     };
-    let lines = server.client.stream_logs(request).await.expect("stream logs");
+    let lines = server
+        .client
+        .stream_logs(request)
+        .await
+        .expect("stream logs");
     until_value(&server, "slipway_stream_subscribers", &grpc, 1.0).await;
     drop(lines);
     until_value(&server, "slipway_stream_subscribers", &grpc, 0.0).await;

@@ -76,7 +76,10 @@ async fn stop_restart_and_a_second_stop_answer_as_the_source_documents_say() {
         .map(|entry| entry["seq"].as_u64().expect("seq"))
         .collect();
     assert!(!seqs.is_empty());
-    assert!(seqs.windows(2).all(|pair| pair[1] == pair[0] + 1), "{seqs:?}");
+    assert!(
+        seqs.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "{seqs:?}"
+    );
     assert_eq!(body["lastSeq"], json!(seqs.last()));
 
     // The workload under another deployment's path is not found there.
@@ -204,7 +207,9 @@ async fn tokens_and_roles_apply_as_on_grpc() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"], "PermissionDenied");
     assert!(
-        body["message"].as_str().is_some_and(|message| message.contains("operator")),
+        body["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("operator")),
         "{body}"
     );
     assert!(!body.to_string().contains(&viewer_token));
@@ -239,7 +244,9 @@ async fn tokens_and_roles_apply_as_on_grpc() {
         .post(&format!("/api/workloads/{id}/start"), Value::Null)
         .await;
     assert_eq!(status, 403, "{body}");
-    let stream = scoped.sse("/api/projects/other/deployments/stream", None).await;
+    let stream = scoped
+        .sse("/api/projects/other/deployments/stream", None)
+        .await;
     assert_eq!(stream.status, 403);
 }
 
@@ -261,7 +268,11 @@ async fn bad_input_is_a_400_naming_the_field() {
         .post("/api/deployments", json!({"comand": ["sleep", "300"]}))
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["message"].as_str().is_some_and(|message| message.contains("comand")));
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("comand"))
+    );
 
     let stream = rest
         .sse("/api/projects/-/deployments/stream", Some("yesterday"))
@@ -296,7 +307,13 @@ async fn a_log_stream_resumed_with_last_event_id_has_no_gap_and_no_duplicate() {
     while seen.len() < 10 {
         let event = stream.next().await.expect("a log event");
         assert_eq!(event.event, "log", "{event:?}");
-        seen.push((event.number(), event.json()["message"].as_str().unwrap_or_default().to_owned()));
+        seen.push((
+            event.number(),
+            event.json()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ));
     }
     drop(stream);
 
@@ -310,7 +327,10 @@ async fn a_log_stream_resumed_with_last_event_id_has_no_gap_and_no_duplicate() {
         let event = stream.next().await.expect("an event before the end");
         match event.event.as_str() {
             "log" => {
-                let message = event.json()["message"].as_str().unwrap_or_default().to_owned();
+                let message = event.json()["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 if message == "line 40" && !stopped {
                     let (status, body) = rest
                         .post(&format!("/api/workloads/{id}/stop"), Value::Null)
@@ -370,7 +390,10 @@ async fn the_deployments_stream_sends_a_snapshot_then_updates_and_resumes_after_
     // While no one listens: the shop's workload starts and stops, another
     // project's starts.
     let (status, body) = rest
-        .post(&format!("/api/workloads/{}/start", workload.id), Value::Null)
+        .post(
+            &format!("/api/workloads/{}/start", workload.id),
+            Value::Null,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     server.start_workload(&elsewhere.id).await;

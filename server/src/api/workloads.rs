@@ -79,7 +79,14 @@ impl WorkloadApi {
         grace: Option<Duration>,
     ) -> Result<Response<BoxStream<WorkloadProgress>>, Status> {
         let result = self
-            .operation_counted(caller, forwarding, workload_id, deployment_id, operation, grace)
+            .operation_counted(
+                caller,
+                forwarding,
+                workload_id,
+                deployment_id,
+                operation,
+                grace,
+            )
             .await;
         if let (Err(status), Some(metrics)) = (&result, &self.metrics) {
             metrics.operation_refused(operation, access::code_name(status.code()));

@@ -258,13 +258,10 @@ impl Metrics {
     /// One more open stream of kind `stream` (`logs` or `events`) over
     /// `protocol`; the count goes down when the guard is dropped.
     pub fn subscribe(&self, stream: &str, protocol: &str) -> SubscriberGuard {
-        let gauge = self
-            .inner
-            .subscribers
-            .get_or_create_owned(&StreamLabels {
-                stream: stream.to_owned(),
-                protocol: protocol.to_owned(),
-            });
+        let gauge = self.inner.subscribers.get_or_create_owned(&StreamLabels {
+            stream: stream.to_owned(),
+            protocol: protocol.to_owned(),
+        });
         gauge.inc();
         SubscriberGuard { gauge }
     }
@@ -284,7 +281,8 @@ impl Metrics {
     pub async fn render(&self, orchestrator: &Orchestrator, node: &NodeId) -> String {
         self.refresh_workloads(orchestrator, node).await;
         let mut text = String::new();
-        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)
+        if let Err(error) =
+            prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)
         {
             tracing::error!(%error, "could not encode the metrics");
         }
@@ -297,7 +295,10 @@ impl Metrics {
         let mut cursor = None;
         let filter = WorkloadFilter::default();
         loop {
-            let page = match orchestrator.list_workloads(&filter, cursor.as_ref(), 1000).await {
+            let page = match orchestrator
+                .list_workloads(&filter, cursor.as_ref(), 1000)
+                .await
+            {
                 Ok(page) => page,
                 Err(error) => {
                     tracing::warn!(%error, "metrics: could not list the workloads");

@@ -71,7 +71,14 @@ fn resident_bytes(proc_dir: &Path) -> Option<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map(|kib| kib * 1024)
 }
 
@@ -144,6 +151,9 @@ mod tests {
     fn the_servers_own_process_has_a_usage() {
         let usage = process_usage(std::process::id()).expect("usage of this process");
         assert_eq!(usage.runtime, "process");
-        assert!(usage.memory_bytes > 0, "a running process has resident memory");
+        assert!(
+            usage.memory_bytes > 0,
+            "a running process has resident memory"
+        );
     }
 }

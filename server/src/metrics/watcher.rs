@@ -55,7 +55,10 @@ pub async fn watch_events(
                 Ok(WatchItem::Event(event)) => {
                     since = event.revision;
                     match (event.kind, event.workload) {
-                        (EventKind::WorkloadUpdated | EventKind::WorkloadCreated, Some(workload)) => {
+                        (
+                            EventKind::WorkloadUpdated | EventKind::WorkloadCreated,
+                            Some(workload),
+                        ) => {
                             if workload.node_id.as_ref() == Some(&node) {
                                 let entry = seen.entry(workload.id.clone()).or_default();
                                 count(&metrics, entry, &workload, event.timestamp.0);
@@ -85,9 +88,13 @@ pub async fn watch_events(
 
 /// Counts what changed between `seen` and `workload` (the event at `at`, µs).
 fn count(metrics: &Metrics, seen: &mut Seen, workload: &Workload, at: i64) {
-    let seconds = |from: i64| Duration::from_micros(u64::try_from(at - from).unwrap_or(0)).as_secs_f64();
+    let seconds =
+        |from: i64| Duration::from_micros(u64::try_from(at - from).unwrap_or(0)).as_secs_f64();
     if workload.restart_count > seen.restart_count {
-        metrics.inner.restarts.inc_by(u64::from(workload.restart_count - seen.restart_count));
+        metrics
+            .inner
+            .restarts
+            .inc_by(u64::from(workload.restart_count - seen.restart_count));
     }
     seen.restart_count = workload.restart_count;
     if seen.stage == Some(workload.stage) {

@@ -113,7 +113,9 @@ pub fn body(status: &Status) -> (StatusCode, Value) {
         let fields: Vec<Value> = bad_request
             .field_violations
             .iter()
-            .map(|violation| json!({"field": violation.field, "description": violation.description}))
+            .map(
+                |violation| json!({"field": violation.field, "description": violation.description}),
+            )
             .collect();
         body.insert("fields".to_owned(), Value::Array(fields));
     }
@@ -138,9 +140,7 @@ pub fn outcome<B>(response: &http::Response<B>) -> (Code, String) {
         StatusCode::NOT_FOUND => Code::NotFound,
         StatusCode::METHOD_NOT_ALLOWED => Code::Unimplemented,
         StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => Code::InvalidArgument,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::PAYLOAD_TOO_LARGE => {
-            Code::InvalidArgument
-        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::PAYLOAD_TOO_LARGE => Code::InvalidArgument,
         _ => Code::Unknown,
     };
     (code, String::new())
@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn an_invalid_state_is_a_409_in_the_documents_shape() {
         let status = crate::api::to_status(crate::orchestrator::OrchestratorError::InvalidState {
-            workload_id: crate::domain::WorkloadId::new(),
+            workload_id: crate::domain::WorkloadId::generate(),
             current_stage: crate::domain::Stage::Stopped,
             message: "Cannot stop workload: already stopped".to_owned(),
         });

@@ -115,7 +115,9 @@ impl NewDeploymentBody {
         builder = match self.listen {
             None | Some(ListenBody::Enabled(false)) => builder,
             Some(ListenBody::Enabled(true)) => builder.listen(),
-            Some(ListenBody::Container { container_port }) => builder.container_port(container_port),
+            Some(ListenBody::Container { container_port }) => {
+                builder.container_port(container_port)
+            }
         };
         builder = match self.readiness {
             None => builder,

@@ -6,7 +6,9 @@ use slipway::v1 as proto;
 
 /// `STAGE_RUNNING` → `running`: an enum value's name without its prefix.
 fn name(full: &str, prefix: &str) -> String {
-    full.strip_prefix(prefix).unwrap_or(full).to_ascii_lowercase()
+    full.strip_prefix(prefix)
+        .unwrap_or(full)
+        .to_ascii_lowercase()
 }
 
 fn stage(value: i32) -> Value {

@@ -159,11 +159,7 @@ fn grpc_request<T>(
     {
         metadata.insert("authorization", value);
     }
-    tonic::Request::from_parts(
-        metadata,
-        extensions,
-        message,
-    )
+    tonic::Request::from_parts(metadata, extensions, message)
 }
 
 #[cfg(test)]
@@ -179,19 +175,42 @@ mod tests {
             (Method::POST, "/api/deployments", "CreateDeployment"),
             (Method::GET, "/api/deployments/d", "GetDeployment"),
             (Method::GET, "/api/deployments/d/workloads", "ListWorkloads"),
-            (Method::POST, "/api/deployments/d/workloads", "CreateWorkload"),
-            (Method::POST, "/api/deployments/d/workloads/w/stop", "StopWorkload"),
-            (Method::POST, "/api/deployments/d/workloads/w/restart", "RestartWorkload"),
-            (Method::GET, "/api/deployments/d/workloads/w/logs", "GetLogs"),
+            (
+                Method::POST,
+                "/api/deployments/d/workloads",
+                "CreateWorkload",
+            ),
+            (
+                Method::POST,
+                "/api/deployments/d/workloads/w/stop",
+                "StopWorkload",
+            ),
+            (
+                Method::POST,
+                "/api/deployments/d/workloads/w/restart",
+                "RestartWorkload",
+            ),
+            (
+                Method::GET,
+                "/api/deployments/d/workloads/w/logs",
+                "GetLogs",
+            ),
             (Method::POST, "/api/workloads/w/start", "StartWorkload"),
             (Method::POST, "/api/workloads/w/stop", "StopWorkload"),
             (Method::GET, "/api/workloads/w/status", "GetWorkload"),
             (Method::GET, "/api/workloads/w/logs/stream", "StreamLogs"),
-            (Method::GET, "/api/projects/p/deployments/stream", "WatchEvents"),
+            (
+                Method::GET,
+                "/api/projects/p/deployments/stream",
+                "WatchEvents",
+            ),
         ];
         for (method, path, name) in calls {
             let grpc = grpc_method(&method, path).unwrap_or_else(|| panic!("{method} {path}"));
-            assert!(grpc.ends_with(&format!("/{name}")), "{method} {path}: {grpc}");
+            assert!(
+                grpc.ends_with(&format!("/{name}")),
+                "{method} {path}: {grpc}"
+            );
             assert!(permission_for(grpc).is_some(), "{grpc} has no permission");
         }
         assert_eq!(grpc_method(&Method::DELETE, "/api/workloads/w/stop"), None);

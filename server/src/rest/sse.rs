@@ -16,9 +16,8 @@ use http::{Extensions, HeaderMap};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use slipway::v1::{
-    EventType, ListDeploymentsRequest, ListWorkloadsRequest, StreamLogsRequest,
-    WatchEventsRequest, deployment_service_server::DeploymentService,
-    workload_service_server::WorkloadService,
+    EventType, ListDeploymentsRequest, ListWorkloadsRequest, StreamLogsRequest, WatchEventsRequest,
+    deployment_service_server::DeploymentService, workload_service_server::WorkloadService,
 };
 use tonic::{Code, Status};
 
@@ -56,9 +55,7 @@ fn error_event(status: &Status) -> SseEvent {
 
 fn respond(state: &RestState, events: Events) -> Response {
     let closing = state.closing.clone().cancelled_owned();
-    let events = events
-        .take_until(closing)
-        .map(Ok::<_, Infallible>);
+    let events = events.take_until(closing).map(Ok::<_, Infallible>);
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(state.keep_alive))
         .into_response()
@@ -99,7 +96,11 @@ pub async fn logs(
         let mut lines = lines?;
         match lines.next().await {
             Some(Ok(entry)) => {
-                let kind = if entry.dropped > 0 { "truncated" } else { "log" };
+                let kind = if entry.dropped > 0 {
+                    "truncated"
+                } else {
+                    "log"
+                };
                 let event = SseEvent::default()
                     .event(kind)
                     .id(entry.seq.to_string())
@@ -148,7 +149,8 @@ pub async fn deployments(
             match watched {
                 Ok(events) => (None, events.into_inner()),
                 Err(status) if status.code() == Code::OutOfRange => {
-                    let (init, revision) = snapshot(&state, &headers, &extensions, &project).await?;
+                    let (init, revision) =
+                        snapshot(&state, &headers, &extensions, &project).await?;
                     let events = state
                         .workloads
                         .watch_events(grpc_request(&headers, extensions.clone(), watch(revision)))
@@ -185,41 +187,36 @@ pub async fn deployments(
             .id(revision.to_string())
             .data(init.to_string())
     });
-    let updates = stream::unfold(
-        Some((events, projects)),
-        |state| async move {
-            let (mut events, mut projects) = state?;
-            loop {
-                let event = match events.next().await {
-                    Some(Ok(event)) => event,
-                    Some(Err(status)) => return Some((Some(error_event(&status)), None)),
-                    None => return None,
-                };
-                let kind = EventType::try_from(event.r#type).unwrap_or(EventType::Unspecified);
-                let name = match kind {
-                    EventType::Bookmark => {
-                        let ping = SseEvent::default()
-                            .event("ping")
-                            .id(event.revision.to_string())
-                            .data(json!({ "revision": event.revision }).to_string());
-                        return Some((Some(ping), Some((events, projects))));
-                    }
-                    EventType::DeploymentCreated | EventType::DeploymentDeleted => {
-                        "deployment-update"
-                    }
-                    _ => "workload-update",
-                };
-                if !projects.includes(&event.deployment_id).await {
-                    continue;
+    let updates = stream::unfold(Some((events, projects)), |state| async move {
+        let (mut events, mut projects) = state?;
+        loop {
+            let event = match events.next().await {
+                Some(Ok(event)) => event,
+                Some(Err(status)) => return Some((Some(error_event(&status)), None)),
+                None => return None,
+            };
+            let kind = EventType::try_from(event.r#type).unwrap_or(EventType::Unspecified);
+            let name = match kind {
+                EventType::Bookmark => {
+                    let ping = SseEvent::default()
+                        .event("ping")
+                        .id(event.revision.to_string())
+                        .data(json!({ "revision": event.revision }).to_string());
+                    return Some((Some(ping), Some((events, projects))));
                 }
-                let update = SseEvent::default()
-                    .event(name)
-                    .id(event.revision.to_string())
-                    .data(json::event(&event).to_string());
-                return Some((Some(update), Some((events, projects))));
+                EventType::DeploymentCreated | EventType::DeploymentDeleted => "deployment-update",
+                _ => "workload-update",
+            };
+            if !projects.includes(&event.deployment_id).await {
+                continue;
             }
-        },
-    )
+            let update = SseEvent::default()
+                .event(name)
+                .id(event.revision.to_string())
+                .data(json::event(&event).to_string());
+            return Some((Some(update), Some((events, projects))));
+        }
+    })
     .filter_map(|event| async move { event });
     let events = stream::iter(first).chain(updates);
     Ok(respond(&state, Box::pin(events)))
@@ -341,7 +338,11 @@ impl ProjectOf {
         let belongs = match self
             .state
             .deployments
-            .get_deployment(grpc_request(&self.headers, self.extensions.clone(), request))
+            .get_deployment(grpc_request(
+                &self.headers,
+                self.extensions.clone(),
+                request,
+            ))
             .await
         {
             Ok(deployment) => deployment.get_ref().project == self.project,
