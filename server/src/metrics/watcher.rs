@@ -58,11 +58,9 @@ pub async fn watch_events(
                         (
                             EventKind::WorkloadUpdated | EventKind::WorkloadCreated,
                             Some(workload),
-                        ) => {
-                            if workload.node_id.as_ref() == Some(&node) {
-                                let entry = seen.entry(workload.id.clone()).or_default();
-                                count(&metrics, entry, &workload, event.timestamp.0);
-                            }
+                        ) if workload.node_id.as_ref() == Some(&node) => {
+                            let entry = seen.entry(workload.id.clone()).or_default();
+                            count(&metrics, entry, &workload, event.timestamp.0);
                         }
                         (EventKind::WorkloadDeleted, _) => {
                             if let Some(id) = &event.workload_id {
