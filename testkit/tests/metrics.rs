@@ -94,6 +94,34 @@ async fn counters_move_as_workloads_start_and_fail() {
         1.0,
     )
     .await;
+    // REST calls count as the gRPC method they stand for.
+    let rest = server.rest();
+    let status = format!("/api/workloads/{}/status", good.id);
+    assert_eq!(rest.get(&status).await.0, 200);
+    let anonymous = slipway_testkit::rest::Rest::new(server.address, None);
+    assert_eq!(anonymous.get(&status).await.0, 401);
+    let after = scrape(&server).await;
+    let get_workload = ("method", "slipway.v1.WorkloadService/GetWorkload");
+    assert_eq!(
+        value(
+            &after,
+            "slipway_rpc_requests_total",
+            &[get_workload, ("protocol", "rest"), ("code", "OK")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &after,
+            "slipway_rpc_requests_total",
+            &[
+                get_workload,
+                ("protocol", "rest"),
+                ("code", "UNAUTHENTICATED")
+            ]
+        ),
+        Some(1.0)
+    );
     until("log lines counted", || async {
         value(
             &scrape(&server).await,

@@ -165,7 +165,14 @@ where
             ));
             return Box::pin(async move { Ok(refusal(&path, status)) });
         }
-        if !shared.streaming.contains(&path) && !crate::rest::is_stream_path(&path) {
+        // A REST call is limited as the gRPC method it stands for: SSE and
+        // the control calls (streams in gRPC) hold a stream slot, not a deadline.
+        let method = if crate::rest::is_rest_path(&path) {
+            crate::rest::grpc_method(request.method(), &path).unwrap_or_default()
+        } else {
+            path.as_str()
+        };
+        if !shared.streaming.contains(method) {
             return Box::pin(async move {
                 match tokio::time::timeout(shared.request_timeout, inner.call(request)).await {
                     Ok(response) => response,
@@ -335,6 +342,35 @@ mod tests {
             .await
             .expect("a response");
         assert!(status_of(&response).is_none(), "a stream is not cut short");
+
+        // REST calls: limited as the gRPC method they stand for, refused as REST.
+        let mut slow = layer.layer(answering_after(Duration::from_secs(30)));
+        let response = slow
+            .ready()
+            .await
+            .expect("ready")
+            .call(request("/api/workloads/w/status"))
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), http::StatusCode::GATEWAY_TIMEOUT);
+        let mut control = layer.layer(answering_after(Duration::from_millis(200)));
+        let stop = Request::builder()
+            .method(http::Method::POST)
+            .uri("http://localhost/api/workloads/w/stop")
+            .body(Body::empty())
+            .expect("request");
+        let response = control
+            .ready()
+            .await
+            .expect("ready")
+            .call(stop)
+            .await
+            .expect("a response");
+        assert_eq!(
+            response.status(),
+            http::StatusCode::OK,
+            "a stop is not cut short"
+        );
     }
 
     #[tokio::test]

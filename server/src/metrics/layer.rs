@@ -1,6 +1,7 @@
-//! The tower layer in front of everything served: counts gRPC calls by method
-//! and code with their durations (to the end of the response stream), and
-//! holds the count of open log and event streams, gRPC and SSE.
+//! The tower layer in front of everything served: counts calls by method,
+//! code and protocol (a REST call as the gRPC method it stands for) with their
+//! durations (to the end of the response stream), and holds the count of open
+//! log and event streams, gRPC and SSE.
 
 use std::{
     pin::Pin,
@@ -86,24 +87,41 @@ where
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("application/grpc"));
         let path = request.uri().path().to_owned();
+        let rest_method = (!grpc && crate::rest::is_rest_path(&path))
+            .then(|| crate::rest::grpc_method(request.method(), &path))
+            .flatten();
         Box::pin(async move {
             let start = Instant::now();
             let response = inner.call(request).await?;
             let subscriber = stream_kind(&path, grpc)
                 .filter(|_| response.status().is_success())
                 .map(|kind| metrics.subscribe(kind, if grpc { "grpc" } else { "sse" }));
-            let call = grpc.then(|| Call {
-                metrics: metrics.clone(),
-                method: path.trim_start_matches('/').to_owned(),
-                start,
-            });
-            // An error before any message comes as a trailers-only response.
-            let call = match (call, Status::from_header_map(response.headers())) {
-                (Some(call), Some(status)) => {
-                    call.finish(status.code());
-                    None
+            let call = if grpc {
+                let call = Call {
+                    metrics: metrics.clone(),
+                    method: path.trim_start_matches('/').to_owned(),
+                    protocol: "grpc",
+                    code: None,
+                    start,
+                };
+                // An error before any message comes as a trailers-only response.
+                match Status::from_header_map(response.headers()) {
+                    Some(status) => {
+                        call.finish(status.code());
+                        None
+                    }
+                    None => Some(call),
                 }
-                (call, _) => call,
+            } else {
+                // A REST call's result is known from its response; it is
+                // counted when its body (an SSE stream) ends.
+                rest_method.map(|method| Call {
+                    metrics: metrics.clone(),
+                    method: method.trim_start_matches('/').to_owned(),
+                    protocol: "rest",
+                    code: Some(crate::rest::outcome(&response).0),
+                    start,
+                })
             };
             if call.is_none() && subscriber.is_none() {
                 return Ok(response);
@@ -119,18 +137,23 @@ where
     }
 }
 
-/// A gRPC call whose code is not known yet.
+/// A call not counted yet.
 struct Call {
     metrics: Metrics,
     method: String,
+    protocol: &'static str,
+    /// The code, when the response told it already (REST).
+    code: Option<Code>,
     start: Instant,
 }
 
 impl Call {
-    fn finish(self, code: Code) {
+    /// Counts the call, with the code it ended with unless it was known before.
+    fn finish(self, ended_with: Code) {
         self.metrics.rpc_finished(
             &self.method,
-            code_name(code),
+            self.protocol,
+            code_name(self.code.unwrap_or(ended_with)),
             self.start.elapsed().as_secs_f64(),
         );
     }

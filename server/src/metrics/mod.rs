@@ -39,11 +39,14 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 struct RpcLabels {
     method: String,
     code: String,
+    /// `grpc`, or `rest` for a REST call (named as the gRPC method it stands for).
+    protocol: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
     method: String,
+    protocol: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -118,14 +121,14 @@ impl Metrics {
         let rpc_requests = Family::<RpcLabels, Counter>::default();
         registry.register(
             "rpc_requests",
-            "gRPC calls handled, by method and status code",
+            "Calls handled, by method, status code and protocol (REST calls by the gRPC method they stand for)",
             rpc_requests.clone(),
         );
         let rpc_seconds: HistogramFamily<MethodLabels> =
             Family::new_with_constructor(latency_histogram);
         registry.register(
             "rpc_duration_seconds",
-            "gRPC call durations (to the end of the response stream), by method",
+            "Call durations (to the end of the response stream), by method and protocol",
             rpc_seconds.clone(),
         );
         let workloads = Family::<StageLabels, Gauge>::default();
@@ -211,19 +214,22 @@ impl Metrics {
         }
     }
 
-    /// Counts one gRPC call of `method` that ended with `code` after `seconds`.
-    pub fn rpc_finished(&self, method: &str, code: &str, seconds: f64) {
+    /// Counts one call of `method` over `protocol` that ended with `code`
+    /// after `seconds`.
+    pub fn rpc_finished(&self, method: &str, protocol: &str, code: &str, seconds: f64) {
         self.inner
             .rpc_requests
             .get_or_create(&RpcLabels {
                 method: method.to_owned(),
                 code: code.to_owned(),
+                protocol: protocol.to_owned(),
             })
             .inc();
         self.inner
             .rpc_seconds
             .get_or_create(&MethodLabels {
                 method: method.to_owned(),
+                protocol: protocol.to_owned(),
             })
             .observe(seconds);
     }

@@ -6,10 +6,11 @@
 //! trail are the gRPC side's, and a REST call needs the role of its gRPC
 //! method ([`grpc_method`]).
 
+mod deployments;
 mod error;
-mod handlers;
 pub mod json;
 mod sse;
+mod workloads;
 
 pub use error::{ApiError, outcome, status_response};
 
@@ -17,10 +18,13 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
+    extract::State,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use http::{HeaderMap, Method};
 use tokio_util::sync::CancellationToken;
+use tonic::Status;
 
 use crate::{
     api::{DeploymentApi, WorkloadApi},
@@ -46,7 +50,8 @@ pub struct RestState {
 
 /// The REST routes, to be merged with the gRPC routes.
 pub fn router(state: RestState) -> Router {
-    use handlers::*;
+    use deployments::*;
+    use workloads::*;
     let operations = Router::new()
         .route("/api/workloads/{workload_id}/start", post(start))
         .route("/api/workloads/{workload_id}/stop", post(stop))
@@ -92,8 +97,24 @@ pub fn router(state: RestState) -> Router {
             get(sse::deployments),
         )
         .merge(operations)
+        .route("/api", axum::routing::any(not_found))
         .route("/api/{*rest}", axum::routing::any(not_found))
         .with_state(state)
+}
+
+/// `GET /metrics`.
+async fn metrics(State(state): State<RestState>) -> Response {
+    let text = state.metrics.render(&state.orchestrator, &state.node).await;
+    (
+        [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
+}
+
+/// Any other path under `/api`.
+async fn not_found() -> ApiError {
+    ApiError(Status::not_found("no such endpoint"))
 }
 
 /// Whether `path` is served by the REST router rather than gRPC.
@@ -138,10 +159,19 @@ pub fn grpc_method(method: &Method, path: &str) -> Option<&'static str> {
     }
 }
 
-/// Whether a REST path opens a stream (SSE): it counts against the client's
-/// open streams, not against the deadline of unary calls.
-pub fn is_stream_path(path: &str) -> bool {
-    path.starts_with("/api/") && path.ends_with("/stream")
+/// A JSON body, or `400` naming the field serde stumbled on.
+fn parse_body<T: serde::de::DeserializeOwned + Default>(
+    body: &axum::body::Bytes,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::bad_field(&field, &error.inner().to_string())
+    })
 }
 
 /// A gRPC request for `message` on behalf of the REST call: its extensions
