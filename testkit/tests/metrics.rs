@@ -248,3 +248,52 @@ async fn open_streams_are_counted_while_open() {
     drop(lines);
     until_value(&server, "slipway_stream_subscribers", &grpc, 0.0).await;
 }
+
+mod needs_docker {
+    use slipway_sdk::DeploymentBuilder;
+    use slipway_testkit::{
+        TestServer,
+        docker::{Cleanup, test_image, unique_name},
+        require_docker, until,
+    };
+
+    use super::{scrape, value};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_running_containers_cpu_and_memory_come_from_the_engines_stats() {
+        require_docker!();
+        let image = test_image();
+        let server = TestServer::start().await;
+        let mut cleanup = Cleanup::new();
+        let (deployment, workload) = server
+            .deploy(
+                DeploymentBuilder::new(unique_name("metered"))
+                    .image(image)
+                    .command(["sh", "-c", "echo up; while :; do sleep 1; done"])
+                    .stop_grace_period_seconds(5),
+            )
+            .await;
+        cleanup.track(&deployment.id);
+        server.start_workload(&workload.id).await;
+        let labels = [("workload_id", workload.id.as_str()), ("runtime", "docker")];
+        let memory = until("the container's memory in /metrics", || async {
+            value(
+                &scrape(&server).await,
+                "slipway_workload_memory_bytes",
+                &labels,
+            )
+            .filter(|bytes| *bytes > 0.0)
+        })
+        .await;
+        assert!(memory > 0.0);
+        let after = scrape(&server).await;
+        assert!(value(&after, "slipway_workload_cpu_seconds", &labels).is_some());
+        server.stop_workload(&workload.id).await;
+        let stopped = scrape(&server).await;
+        assert_eq!(
+            value(&stopped, "slipway_workload_memory_bytes", &labels),
+            None,
+            "a stopped workload has no usage"
+        );
+    }
+}
