@@ -119,6 +119,7 @@ async fn deployments_and_workloads_are_created_and_listed() {
                 "command": ["sleep", "300"],
                 "env": {"MODE": "test"},
                 "secretEnv": {"API_KEY": "hunter2-secret"},
+                "restart": {"mode": "on-failure", "maxRestarts": 3},
             }),
         )
         .await;
@@ -127,6 +128,10 @@ async fn deployments_and_workloads_are_created_and_listed() {
     assert_eq!(deployment["project"], "shop");
     assert_eq!(deployment["spec"]["env"]["MODE"], "test");
     assert_eq!(deployment["spec"]["secretEnvNames"], json!(["API_KEY"]));
+    assert_eq!(
+        deployment["spec"]["restart"],
+        json!({"mode": "on-failure", "maxRestarts": 3})
+    );
     assert!(
         !deployment.to_string().contains("hunter2-secret"),
         "a secret in a response: {deployment}"
@@ -273,6 +278,22 @@ async fn bad_input_is_a_400_naming_the_field() {
             .as_str()
             .is_some_and(|message| message.contains("comand"))
     );
+
+    // A malformed secret is named, never quoted.
+    let (status, body) = rest
+        .post("/api/deployments", json!({"secretEnv": "hunter2-secret"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["fields"][0]["field"], "secretEnv");
+    assert!(!body.to_string().contains("hunter2"), "{body}");
+    let (status, body) = rest
+        .post(
+            "/api/deployments",
+            json!({"command": ["sleep", "1"], "restart": {"mode": "sometimes"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["fields"][0]["field"], "restart.mode");
 
     let stream = rest
         .sse("/api/projects/-/deployments/stream", Some("yesterday"))

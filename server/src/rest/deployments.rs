@@ -50,6 +50,30 @@ struct NewDeploymentBody {
     startup_timeout_seconds: Option<u32>,
     #[serde(default)]
     node_selector: BTreeMap<String, String>,
+    /// `{"memoryBytes": …, "millicpus": …}`.
+    resources: Option<ResourcesBody>,
+    /// `{"mode": "never" | "on-failure" | "always", "maxRestarts": N}`.
+    restart: Option<RestartBody>,
+    user: Option<String>,
+    max_open_files: Option<u64>,
+    stop_signal: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ResourcesBody {
+    #[serde(default)]
+    memory_bytes: u64,
+    #[serde(default)]
+    millicpus: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RestartBody {
+    mode: String,
+    #[serde(default)]
+    max_restarts: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +146,37 @@ impl NewDeploymentBody {
         }
         if let Some(seconds) = self.startup_timeout_seconds {
             builder = builder.startup_timeout_seconds(seconds);
+        }
+        if let Some(resources) = self.resources {
+            builder = builder.resources(resources.memory_bytes, resources.millicpus);
+        }
+        if let Some(restart) = self.restart {
+            use slipway::v1::restart_policy::Mode;
+            let mode = match restart.mode.as_str() {
+                "never" | "no" => Mode::Never,
+                "on-failure" => Mode::OnFailure,
+                "always" => Mode::Always,
+                _ => {
+                    return Err(ApiError::bad_field(
+                        "restart.mode",
+                        "expected \"never\", \"on-failure\" or \"always\"",
+                    ));
+                }
+            };
+            builder = builder.restart_policy(slipway::v1::RestartPolicy {
+                mode: mode.into(),
+                max_restarts: restart.max_restarts,
+                ..slipway::v1::RestartPolicy::default()
+            });
+        }
+        if let Some(user) = self.user {
+            builder = builder.user(user);
+        }
+        if let Some(files) = self.max_open_files {
+            builder = builder.max_open_files(files);
+        }
+        if let Some(signal) = self.stop_signal {
+            builder = builder.stop_signal(signal);
         }
         Ok(builder.build())
     }

@@ -83,6 +83,12 @@ pub fn deployment(deployment: &proto::Deployment) -> Value {
         .ok()
         .filter(|runtime| *runtime != proto::Runtime::Unspecified)
         .map(|runtime| name(runtime.as_str_name(), "RUNTIME_"));
+    let restart = spec.restart_policy.as_ref().map(|policy| {
+        let mode = proto::restart_policy::Mode::try_from(policy.mode)
+            .map(|mode| name(mode.as_str_name(), "MODE_").replace('_', "-"))
+            .unwrap_or_else(|_| "never".to_owned());
+        json!({ "mode": mode, "maxRestarts": policy.max_restarts })
+    });
     let mut secret_names: Vec<&String> = spec.secret_env.keys().collect();
     secret_names.sort();
     json!({
@@ -100,6 +106,7 @@ pub fn deployment(deployment: &proto::Deployment) -> Value {
             "image": text(&spec.image),
             "dockerfile": text(&spec.dockerfile),
             "nodeSelector": spec.node_selector,
+            "restart": restart,
         },
         "createdAt": time(deployment.created_at.as_ref()),
         "updatedAt": time(deployment.updated_at.as_ref()),

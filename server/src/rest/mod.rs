@@ -170,6 +170,10 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
         let field = if path == "." { "body".to_owned() } else { path };
+        // serde's message may quote the value: never a secret's.
+        if field.starts_with("secretEnv") {
+            return ApiError::bad_field(&field, "must map names to string values");
+        }
         ApiError::bad_field(&field, &error.inner().to_string())
     })
 }
