@@ -454,3 +454,22 @@ async fn the_deployments_stream_sends_a_snapshot_then_updates_and_resumes_after_
         .collect();
     assert_eq!(revisions, expected, "no gap, no duplicate");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_stream_holds_one_of_the_clients_streams() {
+    let server = TestServer::start_with(|config| config.limits.max_streams_per_client = 1).await;
+    let rest = server.rest();
+    let path = "/api/projects/-/deployments/stream";
+    let mut first = rest.sse(path, None).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.next().await.expect("init").event, "init");
+    let second = rest.sse(path, None).await;
+    assert_eq!(second.status, 429);
+    drop(first);
+    let again = until("the stream slot given back", || async {
+        let stream = rest.sse(path, None).await;
+        (stream.status == 200).then_some(stream)
+    })
+    .await;
+    assert_eq!(again.status, 200);
+}
