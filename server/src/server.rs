@@ -20,6 +20,7 @@ use crate::{
     domain::{NodeId, NodeRegistration},
     fleet::{Control, Fleet, FleetSettings},
     logs::LogRetention,
+    metrics::Metrics,
     node::controls::Safety,
     node::{self, NodeAgent},
     orchestrator::{Orchestrator, OrchestratorError, PortPool, Settings},
@@ -264,6 +265,13 @@ pub async fn serve(
         database = ?crate::config::redact_password(&config.database_url()),
         "slipway is serving"
     );
+    let metrics = Metrics::new(&orchestrator.log_counters());
+    let metrics_watch = tokio::spawn(crate::metrics::watch_events(
+        metrics.clone(),
+        orchestrator.clone(),
+        node_agent.node().registration.id.clone(),
+        closing.clone(),
+    ));
     let max_message_bytes = config.limits.max_message_bytes;
     let this_node = node_agent.node().registration.clone();
     // Fleet operations act on workloads through the workload API, as a client
@@ -275,11 +283,11 @@ pub async fn serve(
         None
     };
     let peers = Peers::new(config.transport.peer_tls()?, node_token.as_deref());
-    let workload_api = Arc::new(WorkloadApi::new(
-        orchestrator.clone(),
-        closing.clone(),
-        peers.clone(),
-    ));
+    let workload_api = Arc::new(
+        WorkloadApi::new(orchestrator.clone(), closing.clone(), peers.clone())
+            .with_metrics(metrics.clone()),
+    );
+    let deployment_api = Arc::new(DeploymentApi::new(orchestrator.clone(), peers));
     let safety = Safety {
         max_unavailable_percent: config.node.max_unavailable_nodes,
     };
@@ -299,7 +307,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
-            DeploymentServiceServer::new(DeploymentApi::new(orchestrator.clone(), peers))
+            DeploymentServiceServer::from_arc(deployment_api.clone())
                 .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
@@ -307,7 +315,7 @@ pub async fn serve(
                 .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
-            WorkloadServiceServer::from_arc(workload_api)
+            WorkloadServiceServer::from_arc(workload_api.clone())
                 .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
@@ -322,15 +330,29 @@ pub async fn serve(
             AuditServiceServer::new(AuditApi::new(store.clone()))
                 .max_decoding_message_size(max_message_bytes),
         );
+    // REST and SSE on the same port: the gRPC routes as an axum router, with
+    // the REST routes added (gRPC answers every path REST does not serve).
+    let rest = crate::rest::router(crate::rest::RestState {
+        workloads: workload_api,
+        deployments: deployment_api,
+        orchestrator: orchestrator.clone(),
+        metrics: metrics.clone(),
+        node: node_agent.node().registration.id.clone(),
+        closing: closing.clone(),
+        keep_alive: Duration::from_secs(15),
+    });
+    let routes = tonic::service::Routes::from(routes.routes().into_axum_router().merge(rest));
     let serving = Serving {
-        routes: routes.routes(),
+        routes,
         store: store.clone(),
+        metrics,
         enforce_auth,
         transport: &config.transport,
         limits: &config.limits,
         socket,
     };
     let served = serve_routes(serving, listener, closing, shutdown).await;
+    metrics_watch.abort();
     audit_trimming.abort();
     if let Some(letting_go) = letting_go {
         letting_go.abort();

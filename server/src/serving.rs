@@ -1,5 +1,7 @@
-//! Serving the gRPC routes on TCP (with TLS when configured) and on the Unix
-//! socket, behind the same layers: load shedding, access, per-client limits.
+//! Serving the gRPC routes (and the REST routes merged into them) on TCP
+//! (with TLS when configured) and on the Unix socket, behind the same layers:
+//! metrics, load shedding, access, per-client limits. HTTP/1.1 is accepted
+//! besides HTTP/2, for REST and SSE clients.
 
 use std::{future::Future, path::PathBuf};
 
@@ -11,6 +13,7 @@ use tonic::service::Routes;
 use crate::{
     access::AccessLayer,
     limits::{ClientLimitsLayer, ConcurrencyLayer, LimitsConfig, StreamingMethods},
+    metrics::{Metrics, RpcMetricsLayer},
     server::ServerError,
     store::Store,
     transport::TransportConfig,
@@ -20,6 +23,7 @@ use crate::{
 pub(crate) struct Serving<'a> {
     pub routes: Routes,
     pub store: Store,
+    pub metrics: Metrics,
     pub enforce_auth: bool,
     pub transport: &'a TransportConfig,
     pub limits: &'a LimitsConfig,
@@ -39,6 +43,7 @@ pub(crate) async fn serve_routes(
     let Serving {
         routes,
         store,
+        metrics,
         enforce_auth,
         transport,
         limits,
@@ -53,12 +58,15 @@ pub(crate) async fn serve_routes(
     let concurrency = ConcurrencyLayer::new(limits.max_concurrent_requests);
     let access = AccessLayer::new(store, enforce_auth);
     let client_limits = ClientLimitsLayer::new(limits, streaming);
+    let rpc_metrics = RpcMetricsLayer::new(metrics);
     // The layers are shared by both listeners: one concurrency budget, one
     // bucket per client whichever way it comes in.
     let builder = || {
         tonic::transport::Server::builder()
             .initial_connection_window_size(Some(8 * 1024 * 1024))
             .initial_stream_window_size(Some(2 * 1024 * 1024))
+            .accept_http1(true)
+            .layer(rpc_metrics.clone())
             .layer(concurrency.clone())
             .layer(access.clone())
             .layer(client_limits.clone())

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod docker;
 pub mod net;
 mod process;
+pub mod rest;
 pub mod tls;
 mod wait;
 
@@ -146,6 +147,11 @@ impl TestServer {
     /// The admin token the client uses.
     pub fn admin_token(&self) -> &str {
         &self.admin_token
+    }
+
+    /// A REST client with the admin token.
+    pub fn rest(&self) -> rest::Rest {
+        rest::Rest::new(self.address, Some(&self.admin_token))
     }
 
     /// A new client of this server presenting `token`.

@@ -157,6 +157,24 @@ where
             if is_open(&path) {
                 return inner.call(request).await;
             }
+            // A REST call is checked as the gRPC method it stands for; a path
+            // that is none is left to the router (404, 405).
+            let rest = crate::rest::is_rest_path(&path);
+            let path = if rest {
+                match crate::rest::grpc_method(request.method(), &path) {
+                    Some(method) => method.to_owned(),
+                    None => return inner.call(request).await,
+                }
+            } else {
+                path
+            };
+            let refuse = |status: Status| {
+                if rest {
+                    crate::rest::status_response(&status)
+                } else {
+                    status.into_http()
+                }
+            };
             let start = Instant::now();
             let permission = permission_for(&path);
             let action = path.rsplit('/').next().unwrap_or_default().to_owned();
@@ -205,10 +223,10 @@ where
                     pending(caller.as_ref().ok(), AuditNote::default())
                         .finish(status.code(), status.message());
                 }
-                return Ok(status.into_http());
+                return Ok(refuse(status));
             }
             let Ok(caller) = caller else {
-                return Ok(Status::internal("access check failed").into_http());
+                return Ok(refuse(Status::internal("access check failed")));
             };
             let note = AuditNote::default();
             let pending = audited.then(|| pending(Some(&caller), note.clone()));
@@ -218,6 +236,12 @@ where
             let Some(pending) = pending else {
                 return Ok(response);
             };
+            // A REST call has its result when its response starts.
+            if rest {
+                let (code, message) = crate::rest::outcome(&response);
+                pending.finish(code, &message);
+                return Ok(response);
+            }
             // An error before any message comes as a trailers-only response.
             if let Some(status) = Status::from_header_map(response.headers()) {
                 pending.finish(status.code(), status.message());

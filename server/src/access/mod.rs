@@ -118,6 +118,8 @@ pub fn permission_for(path: &str) -> Option<Permission> {
         ("slipway.v1.TokenService", "CreateToken" | "RevokeToken") => administer,
         ("slipway.v1.TokenService", "ListTokens") => admin_read,
         ("slipway.v1.AuditService", "ListAudit") => admin_read,
+        // `GET /metrics` (HTTP only).
+        ("slipway.http", "Metrics") => read,
         _ => return None,
     };
     Some(permission)

@@ -16,7 +16,7 @@ pub use deployments::DeploymentApi;
 pub use fleet::FleetApi;
 pub use forward::Peers;
 pub use nodes::NodeApi;
-pub use status::ERROR_DOMAIN;
+pub use status::{ERROR_DOMAIN, invalid_argument, to_status};
 pub use workloads::WorkloadApi;
 
 use crate::domain::Timestamp;

@@ -38,6 +38,8 @@ pub struct WorkloadApi {
     peers: Peers,
     /// Cancelled when the server shuts down: long streams end then.
     closing: CancellationToken,
+    /// Where the outcomes of operations are counted.
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// Ends `stream` when `closing` is cancelled, so a shutdown is not held up by
@@ -55,11 +57,45 @@ impl WorkloadApi {
             orchestrator,
             peers,
             closing,
+            metrics: None,
         }
     }
 
+    /// Counts the outcomes of start, stop and restart into `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Runs an operation; its refusal is counted.
     #[allow(clippy::too_many_arguments)]
     async fn operation(
+        &self,
+        caller: &Caller,
+        forwarding: &Forwarding,
+        workload_id: &str,
+        deployment_id: &str,
+        operation: Operation,
+        grace: Option<Duration>,
+    ) -> Result<Response<BoxStream<WorkloadProgress>>, Status> {
+        let result = self
+            .operation_counted(
+                caller,
+                forwarding,
+                workload_id,
+                deployment_id,
+                operation,
+                grace,
+            )
+            .await;
+        if let (Err(status), Some(metrics)) = (&result, &self.metrics) {
+            metrics.operation_refused(operation, access::code_name(status.code()));
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn operation_counted(
         &self,
         caller: &Caller,
         forwarding: &Forwarding,
@@ -101,7 +137,14 @@ impl WorkloadApi {
             }
             other => other.map_err(to_status)?,
         };
+        let metrics = self.metrics.clone();
         let messages = progress.into_stream().filter_map(move |item| {
+            if let (Some(metrics), Progress::Done(done)) = (&metrics, &item) {
+                match done {
+                    Ok(_) => metrics.operation_succeeded(operation),
+                    Err(failure) => metrics.operation_failed(operation, failure.stage),
+                }
+            }
             let message = match item {
                 Progress::Workload(workload) => Some(Ok(Update::Workload((*workload).into()))),
                 Progress::Log(line) => Some(Ok(Update::Log(line.into()))),

@@ -77,7 +77,8 @@ where
                 "the server is busy: {} calls in flight already (--max-concurrent-requests); try again",
                 self.layer.limit
             ));
-            return Box::pin(async move { Ok(status.into_http()) });
+            let refusal = refusal(request.uri().path(), status);
+            return Box::pin(async move { Ok(refusal) });
         };
         Box::pin(async move {
             let response = inner.call(request).await;
@@ -156,22 +157,32 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         let client = ClientKey::of(&request);
+        let path = request.uri().path().to_owned();
         if !shared.rates.try_acquire(&client) {
             let status = Status::resource_exhausted(format!(
                 "rate limit: this client made more than {} calls per second (burst {}) (--rate-limit, --rate-burst); slow down",
                 shared.rate_limit, shared.rate_burst
             ));
-            return Box::pin(async move { Ok(status.into_http()) });
+            return Box::pin(async move { Ok(refusal(&path, status)) });
         }
-        if !shared.streaming.contains(request.uri().path()) {
+        // A REST call is limited as the gRPC method it stands for: SSE and
+        // the control calls (streams in gRPC) hold a stream slot, not a deadline.
+        let method = if crate::rest::is_rest_path(&path) {
+            crate::rest::grpc_method(request.method(), &path).unwrap_or_default()
+        } else {
+            path.as_str()
+        };
+        if !shared.streaming.contains(method) {
             return Box::pin(async move {
                 match tokio::time::timeout(shared.request_timeout, inner.call(request)).await {
                     Ok(response) => response,
-                    Err(_) => Ok(Status::deadline_exceeded(format!(
-                        "the call took longer than {} (--request-timeout)",
-                        humantime::format_duration(shared.request_timeout)
-                    ))
-                    .into_http()),
+                    Err(_) => Ok(refusal(
+                        &path,
+                        Status::deadline_exceeded(format!(
+                            "the call took longer than {} (--request-timeout)",
+                            humantime::format_duration(shared.request_timeout)
+                        )),
+                    )),
                 }
             });
         }
@@ -180,7 +191,7 @@ where
                 "this client has {} streams open already (--max-streams-per-client); close one first",
                 shared.max_streams
             ));
-            return Box::pin(async move { Ok(status.into_http()) });
+            return Box::pin(async move { Ok(refusal(&path, status)) });
         };
         Box::pin(async move {
             let response = inner.call(request).await?;
@@ -191,6 +202,15 @@ where
                 })
             }))
         })
+    }
+}
+
+/// A refusal as its caller reads it: a gRPC status, or a REST error.
+fn refusal(path: &str, status: Status) -> Response<Body> {
+    if crate::rest::is_rest_path(path) {
+        crate::rest::status_response(&status)
+    } else {
+        status.into_http()
     }
 }
 
@@ -322,6 +342,35 @@ mod tests {
             .await
             .expect("a response");
         assert!(status_of(&response).is_none(), "a stream is not cut short");
+
+        // REST calls: limited as the gRPC method they stand for, refused as REST.
+        let mut slow = layer.layer(answering_after(Duration::from_secs(30)));
+        let response = slow
+            .ready()
+            .await
+            .expect("ready")
+            .call(request("/api/workloads/w/status"))
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), http::StatusCode::GATEWAY_TIMEOUT);
+        let mut control = layer.layer(answering_after(Duration::from_millis(200)));
+        let stop = Request::builder()
+            .method(http::Method::POST)
+            .uri("http://localhost/api/workloads/w/stop")
+            .body(Body::empty())
+            .expect("request");
+        let response = control
+            .ready()
+            .await
+            .expect("ready")
+            .call(stop)
+            .await
+            .expect("a response");
+        assert_eq!(
+            response.status(),
+            http::StatusCode::OK,
+            "a stop is not cut short"
+        );
     }
 
     #[tokio::test]

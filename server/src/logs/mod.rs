@@ -106,9 +106,18 @@ enum Message {
 
 type Cursors = Arc<Mutex<HashMap<WorkloadId, watch::Sender<LogCursor>>>>;
 
+/// What the pipeline counts, for the metrics: lines stored, and lines given
+/// up (not storable, or of a workload another node owns now).
+#[derive(Clone, Default)]
+pub struct LogCounters {
+    pub ingested: prometheus_client::metrics::counter::Counter,
+    pub dropped: prometheus_client::metrics::counter::Counter,
+}
+
 /// Handle to the log pipeline. Cheap to clone.
 #[derive(Clone)]
 pub struct LogPipeline {
+    counters: LogCounters,
     messages: mpsc::Sender<Message>,
     cursors: Cursors,
     store: Store,
@@ -139,10 +148,13 @@ impl LogPipeline {
     ) -> (LogPipeline, JoinHandle<()>) {
         let (messages, receiver) = mpsc::channel(8192);
         let cursors = Cursors::default();
-        let writer = writer::Writer::new(store.clone(), cursors.clone(), retention, owner);
+        let counters = LogCounters::default();
+        let writer = writer::Writer::new(store.clone(), cursors.clone(), retention, owner)
+            .with_counters(counters.clone());
         let task = tokio::spawn(writer.run(receiver));
         (
             LogPipeline {
+                counters,
                 messages,
                 cursors,
                 store,
@@ -151,6 +163,11 @@ impl LogPipeline {
             },
             task,
         )
+    }
+
+    /// The lines stored and dropped so far.
+    pub fn counters(&self) -> &LogCounters {
+        &self.counters
     }
 
     /// A sink for one run of a workload; its lines are tagged with the generation

@@ -51,6 +51,8 @@ pub(super) struct Writer {
     /// On a shared database, this node: lines of workloads it does not own are
     /// not stored.
     owner: Option<crate::domain::NodeId>,
+    /// Lines stored and dropped, for the metrics.
+    counters: super::LogCounters,
 }
 
 impl Writer {
@@ -69,7 +71,14 @@ impl Writer {
             unreported_loss: HashMap::new(),
             taps: HashMap::new(),
             owner,
+            counters: super::LogCounters::default(),
         }
+    }
+
+    /// Counts stored and dropped lines into `counters`.
+    pub(super) fn with_counters(mut self, counters: super::LogCounters) -> Self {
+        self.counters = counters;
+        self
     }
 
     pub(super) async fn run(mut self, mut messages: mpsc::Receiver<Message>) {
@@ -212,6 +221,7 @@ impl Writer {
         let mut batch = std::mem::take(&mut self.batch);
         self.drop_unowned(&mut batch).await;
         let stored = self.store_splitting(batch).await;
+        self.counters.ingested.inc_by(stored.len() as u64);
         if !self.taps.is_empty() {
             for line in &stored {
                 if let Some(taps) = self.taps.get_mut(&line.workload_id) {
@@ -257,6 +267,7 @@ impl Writer {
         };
         let before = batch.len();
         batch.retain(|line| owned.contains(&line.workload_id));
+        self.counters.dropped.inc_by((before - batch.len()) as u64);
         if batch.len() < before {
             for id in ids.iter().filter(|id| !owned.contains(id)) {
                 tracing::warn!(workload_id = %id, "dropped log lines of a workload another node owns now");
@@ -350,6 +361,7 @@ impl Writer {
 
     /// Counts and logs lines given up; the next batch says so in their log.
     fn lose(&mut self, lines: &[LogLine], error: &StoreError) {
+        self.counters.dropped.inc_by(lines.len() as u64);
         let mut per_workload: HashMap<&WorkloadId, u64> = HashMap::new();
         // (Seqs are not given back: the gap they leave is shown to readers.)
         for line in lines {

@@ -646,4 +646,9 @@ impl Orchestrator {
     pub fn ports(&self) -> &PortPool {
         &self.inner.ports
     }
+
+    /// The log pipeline's counts of lines stored and dropped (for the metrics).
+    pub fn log_counters(&self) -> crate::logs::LogCounters {
+        self.inner.logs.counters().clone()
+    }
 }
