@@ -139,3 +139,85 @@ async fn the_first_start_writes_a_private_admin_token() {
     );
     server.stop().await;
 }
+
+/// The events a call causes name its caller (the token's name); what Slipway
+/// does by itself (a restart by the policy) names nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_name_who_caused_them() {
+    use slipway_sdk::{
+        NewToken,
+        proto::{RestartPolicy, Stage, restart_policy::Mode},
+    };
+    let server = TestServer::start().await;
+    let (_, bot_token) = server
+        .client
+        .create_token(NewToken {
+            name: "deploy-bot".to_owned(),
+            role: "operator".to_owned(),
+            ..NewToken::default()
+        })
+        .await
+        .expect("token");
+    let bot = server.client_with_token(&bot_token).await;
+    let deployment = bot
+        .create_deployment(
+            DeploymentBuilder::new("caused")
+                .service_path(".")
+                .command(["sh", "-c", "sleep 0.3; exit 1"])
+                .restart_policy(RestartPolicy {
+                    mode: Mode::OnFailure.into(),
+                    max_restarts: 1,
+                    initial_backoff_ms: Some(50),
+                    ..RestartPolicy::default()
+                })
+                .build(),
+        )
+        .await
+        .expect("deployment");
+    let workload = bot.create_workload(&deployment.id).await.expect("workload");
+    bot.start_workload(&workload.id)
+        .await
+        .expect("start")
+        .finish()
+        .await
+        .expect("running");
+    // It fails, the policy runs it again once, and it fails for good.
+    let failed = slipway_testkit::until("the second run failed", || async {
+        let now = server.client.get_workload(&workload.id).await.ok()?;
+        (now.generation == 2 && now.stage() == Stage::Failed && now.next_restart_at.is_none())
+            .then_some(now)
+    })
+    .await;
+    let events = server.events_through(failed.revision).await;
+    let of_workload: Vec<_> = events
+        .iter()
+        .filter(|event| event.workload_id == workload.id)
+        .collect();
+    let created = events
+        .iter()
+        .find(|event| event.deployment_id == deployment.id && event.workload_id.is_empty())
+        .expect("the deployment's creation");
+    assert_eq!(created.actor, "deploy-bot");
+    // The first run, up to RUNNING, is the bot's start.
+    let first_running = of_workload
+        .iter()
+        .find(|event| {
+            event
+                .workload
+                .as_ref()
+                .is_some_and(|w| w.generation == 1 && w.stage() == Stage::Running)
+        })
+        .expect("the first run ran");
+    assert_eq!(first_running.actor, "deploy-bot", "{first_running:#?}");
+    // The second run is the policy's: nobody asked for it.
+    let second = of_workload
+        .iter()
+        .filter(|event| event.workload.as_ref().is_some_and(|w| w.generation == 2))
+        .collect::<Vec<_>>();
+    assert!(!second.is_empty());
+    assert!(
+        second.iter().all(|event| event.actor.is_empty()),
+        "{second:#?}"
+    );
+    server.stop().await;
+}

@@ -170,6 +170,29 @@ async fn a_rolling_restart_keeps_at_most_max_unavailable_down_and_restarts_each_
         listed.first().map(|op| op.id.as_str()),
         Some(last.id.as_str())
     );
+    // The restarts' events name who asked, through the operation.
+    let revision = client
+        .list_workloads(ListWorkloadsRequest::default())
+        .await
+        .expect("list")
+        .revision;
+    let by = format!("admin (operation {})", last.id);
+    let restarted: Vec<_> = server
+        .events_through(revision)
+        .await
+        .into_iter()
+        .filter(|event| {
+            event
+                .workload
+                .as_ref()
+                .is_some_and(|w| w.generation == 2 && w.stage() == Stage::Running)
+        })
+        .collect();
+    assert_eq!(restarted.len(), 10, "{restarted:#?}");
+    assert!(
+        restarted.iter().all(|event| event.actor == by),
+        "{restarted:#?}"
+    );
     server.stop().await;
 }
 

@@ -59,6 +59,7 @@ impl Fixture {
             workload_id: None,
             workload: None,
             message: "store test".to_owned(),
+            actor: None,
         };
         self.store.commit(&mut write, &mut event).await.map(|_| ())
     }

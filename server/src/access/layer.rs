@@ -230,9 +230,11 @@ where
             };
             let note = AuditNote::default();
             let pending = audited.then(|| pending(Some(&caller), note.clone()));
+            let actor = caller.name.clone();
             request.extensions_mut().insert(caller);
             request.extensions_mut().insert(note);
-            let response = inner.call(request).await?;
+            // What the call causes (its events) names the caller.
+            let response = crate::domain::acting_as(actor, inner.call(request)).await?;
             let Some(pending) = pending else {
                 return Ok(response);
             };

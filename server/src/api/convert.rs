@@ -575,6 +575,7 @@ impl From<domain::Event> for proto::Event {
                 .unwrap_or_default(),
             workload: event.workload.map(Into::into),
             message: event.message,
+            actor: event.actor.unwrap_or_default(),
         }
     }
 }

@@ -198,7 +198,11 @@ fn print_event(printer: Printer, catalog: &Catalog, event: &Event) -> Result<(),
         event_type_label(event.r#type),
         workload,
         stage,
-        event.message
+        if event.actor.is_empty() {
+            event.message.clone()
+        } else {
+            format!("{} (by {})", event.message, event.actor)
+        }
     );
     Ok(())
 }

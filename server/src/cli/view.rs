@@ -268,6 +268,8 @@ pub struct EventView {
     pub deployment_id: String,
     pub workload_id: String,
     pub message: String,
+    /// Who caused it; empty for Slipway's own doing.
+    pub actor: String,
     pub workload: Option<WorkloadView>,
 }
 
@@ -280,6 +282,7 @@ impl EventView {
             deployment_id: event.deployment_id.clone(),
             workload_id: event.workload_id.clone(),
             message: event.message.clone(),
+            actor: event.actor.clone(),
             workload: event
                 .workload
                 .as_ref()

@@ -39,6 +39,23 @@ impl EventKind {
     }
 }
 
+tokio::task_local! {
+    /// Who the code running in this task acts for: set by the access layer
+    /// around each call (the caller's name), and by fleet operations.
+    static ACTOR: String;
+}
+
+/// Runs `work` acting for `actor`: the events it causes name them.
+pub async fn acting_as<F: std::future::Future>(actor: String, work: F) -> F::Output {
+    ACTOR.scope(actor, work).await
+}
+
+/// Who the current task acts for, if anyone (none: Slipway itself, as for a
+/// restart policy, a health check or a fail-over).
+pub fn current_actor() -> Option<String> {
+    ACTOR.try_with(Clone::clone).ok()
+}
+
 /// An event before it has its revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
@@ -48,10 +65,13 @@ pub struct NewEvent {
     /// The workload's state after the change, for workload events.
     pub workload: Option<Workload>,
     pub message: String,
+    /// Who caused it; none for Slipway's own doing.
+    pub actor: Option<String>,
 }
 
 impl NewEvent {
-    /// An event about a workload, carrying its snapshot.
+    /// An event about a workload, carrying its snapshot, caused by whoever the
+    /// current task acts for.
     pub fn workload(kind: EventKind, workload: &Workload, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -59,7 +79,14 @@ impl NewEvent {
             workload_id: Some(workload.id.clone()),
             workload: Some(workload.clone()),
             message: message.into(),
+            actor: current_actor(),
         }
+    }
+
+    /// The same event, caused by `actor`.
+    pub fn by(mut self, actor: Option<String>) -> Self {
+        self.actor = actor;
+        self
     }
 }
 
@@ -73,4 +100,5 @@ pub struct Event {
     pub workload_id: Option<WorkloadId>,
     pub workload: Option<Workload>,
     pub message: String,
+    pub actor: Option<String>,
 }

@@ -17,7 +17,7 @@ mod time;
 mod user;
 mod workload;
 
-pub use event::{Event, EventKind, NewEvent};
+pub use event::{Event, EventKind, NewEvent, acting_as, current_actor};
 pub use fleet::{
     FailurePolicy, FleetItem, FleetKind, FleetOperation, FleetParams, FleetState, ItemState,
     MaxUnavailable,

@@ -293,6 +293,7 @@ impl Writer {
             workload_id: event.workload_id,
             workload: event.workload,
             message: event.message,
+            actor: event.actor,
         };
         let mut attempt = 0;
         let result = loop {
@@ -358,6 +359,7 @@ mod tests {
             workload_id: None,
             workload: None,
             message: "created".to_owned(),
+            actor: None,
         };
         let id = deployment.id.clone();
         log.commit(StateWrite::CreateDeployment(Box::new(deployment)), event)

@@ -111,9 +111,11 @@ impl Fleet {
             }
         }
         let fleet = self.clone();
+        // What the operation causes names who asked for it.
+        let actor = format!("{} (operation {})", operation.actor, operation.id);
         tokio::spawn(async move {
             let id = operation.id.clone();
-            fleet.run(operation).await;
+            crate::domain::acting_as(actor, fleet.run(operation)).await;
             fleet
                 .inner
                 .running
@@ -183,7 +185,10 @@ impl Fleet {
                     }
                     in_flight.insert(index);
                     let run = run.clone();
-                    tasks.spawn(async move { (index, run.fleet.carry_out(&run, index).await) });
+                    let actor = crate::domain::current_actor().unwrap_or_default();
+                    tasks.spawn(crate::domain::acting_as(actor, async move {
+                        (index, run.fleet.carry_out(&run, index).await)
+                    }));
                 }
             }
             if tasks.is_empty() {

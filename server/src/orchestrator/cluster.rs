@@ -249,6 +249,7 @@ impl Orchestrator {
                         operation: Operation::Start,
                         grace: None,
                         placement: Some(why.unwrap_or_else(|| "placed on this node".to_owned())),
+                        actor: None,
                         reply,
                     };
                     if supervisor.send(command).await.is_ok() {

@@ -187,7 +187,8 @@ impl Supervisor {
                 }
             }
         }
-        let event = NewEvent::workload(EventKind::WorkloadDeleted, &self.workload, "deleted");
+        let event = NewEvent::workload(EventKind::WorkloadDeleted, &self.workload, "deleted")
+            .by(self.actor_name());
         self.inner
             .events
             .commit(StateWrite::DeleteWorkload(self.workload.id.clone()), event)

@@ -304,6 +304,7 @@ impl Orchestrator {
             workload_id: None,
             workload: None,
             message: format!("deployment {} created", deployment.name),
+            actor: crate::domain::current_actor(),
         };
         self.inner
             .events
@@ -371,6 +372,7 @@ impl Orchestrator {
                 workload_id: None,
                 workload: None,
                 message: format!("deployment {} deleted", deployment.name),
+                actor: crate::domain::current_actor(),
             };
             match self
                 .inner
@@ -473,6 +475,7 @@ impl Orchestrator {
             operation,
             grace,
             placement,
+            actor: crate::domain::current_actor(),
             reply,
         };
         supervisor
@@ -490,7 +493,10 @@ impl Orchestrator {
         let supervisor = self.supervisor(id, None).await?;
         let (reply, answer) = oneshot::channel();
         supervisor
-            .send(Command::Delete { reply })
+            .send(Command::Delete {
+                actor: crate::domain::current_actor(),
+                reply,
+            })
             .await
             .map_err(|_| OrchestratorError::workload_not_found(id))?;
         answer

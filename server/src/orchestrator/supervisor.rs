@@ -31,9 +31,12 @@ pub enum Command {
         grace: Option<Duration>,
         /// Why this node runs it, when placement chose it among several.
         placement: Option<String>,
+        /// Who asked for it (none: Slipway itself).
+        actor: Option<String>,
         reply: Reply<ProgressReceiver>,
     },
     Delete {
+        actor: Option<String>,
         reply: Reply<()>,
     },
     /// Stop what runs (within `grace` at most) and end the task.
@@ -80,6 +83,9 @@ pub struct Supervisor {
     pub(super) abandoned: bool,
     /// Why placement chose this node for the run about to start, if it did.
     pub(super) placement: Option<String>,
+    /// Who asked for the operation under way, and which it is: its events
+    /// name them until it is over.
+    pub(super) actor: Option<(String, Operation)>,
 }
 
 pub(super) enum Flow {
@@ -101,6 +107,7 @@ impl Supervisor {
             operations: Operations::default(),
             abandoned: false,
             placement: None,
+            actor: None,
         }
     }
 
@@ -204,6 +211,7 @@ impl Supervisor {
                 operation,
                 grace,
                 placement,
+                actor,
                 reply,
             } => {
                 self.refresh().await;
@@ -213,6 +221,7 @@ impl Supervisor {
                             operation,
                             grace,
                             placement,
+                            actor,
                             reply,
                         },
                         &self.workload,
@@ -220,6 +229,7 @@ impl Supervisor {
                     return Flow::Continue;
                 }
                 self.placement = placement;
+                self.actor = actor.map(|actor| (actor, operation));
                 let admission = admit(self.condition(), operation.action());
                 if let Admission::Refuse(reason) = admission {
                     let _ = reply.send(Err(OrchestratorError::InvalidState {
@@ -255,7 +265,8 @@ impl Supervisor {
                 }
                 Flow::Continue
             }
-            Command::Delete { reply } => {
+            Command::Delete { actor, reply } => {
+                self.actor = actor.map(|actor| (actor, Operation::Stop));
                 if self.run.is_none() {
                     let _ = reply.send(self.delete().await);
                     return Flow::Exit;
@@ -363,7 +374,8 @@ impl Supervisor {
         next: Workload,
         message: &str,
     ) -> Result<(), OrchestratorError> {
-        let event = NewEvent::workload(EventKind::WorkloadUpdated, &next, message);
+        let event =
+            NewEvent::workload(EventKind::WorkloadUpdated, &next, message).by(self.actor_name());
         let committed = match self
             .inner
             .events
@@ -381,8 +393,33 @@ impl Supervisor {
         };
         self.workload = next;
         self.workload.revision = committed.revision;
+        self.settle_actor();
         self.publish().await;
         Ok(())
+    }
+
+    /// Who asked for the operation under way, if anyone did.
+    pub(super) fn actor_name(&self) -> Option<String> {
+        self.actor.as_ref().map(|(actor, _)| actor.clone())
+    }
+
+    /// Forgets who asked once their operation is over: what happens next (a
+    /// health change, a restart by the policy) is Slipway's own doing.
+    fn settle_actor(&mut self) {
+        let Some((_, operation)) = &self.actor else {
+            return;
+        };
+        let stage = self.workload.stage;
+        let over = match operation {
+            Operation::Start | Operation::Restart => {
+                matches!(stage, Stage::Running | Stage::Failed)
+                    || (stage == Stage::Pending && self.workload.pending_reason.is_some())
+            }
+            Operation::Stop => stage.is_terminal(),
+        };
+        if over {
+            self.actor = None;
+        }
     }
 
     /// Hands the workload as it is now to the operations under way, ending those
@@ -539,7 +576,7 @@ fn refuse_abandoned(command: Command, workload: &Workload) {
         Command::Operate { reply, .. } => {
             let _ = reply.send(Err(error()));
         }
-        Command::Delete { reply } => {
+        Command::Delete { reply, .. } => {
             let _ = reply.send(Err(error()));
         }
         Command::Shutdown { reply, .. } => {

@@ -316,6 +316,7 @@ async fn left_behind(store: &Store, spec: DeploymentSpec, left: Vec<Workload>) -
         workload_id: None,
         workload: None,
         message: "created".to_owned(),
+        actor: None,
     };
     events
         .commit(StateWrite::CreateDeployment(Box::new(deployment)), created)

@@ -157,6 +157,7 @@ pub fn event_row(event: &Event) -> StoreResult<entities::event::Model> {
             .transpose()
             .map_err(|error| corrupt("event workload", error))?,
         message: event.message.clone(),
+        actor: event.actor.clone(),
     })
 }
 
@@ -174,5 +175,6 @@ pub fn event(row: entities::event::Model) -> StoreResult<Event> {
             .transpose()
             .map_err(|error| corrupt("event workload", error))?,
         message: row.message,
+        actor: row.actor,
     })
 }

@@ -120,6 +120,9 @@ pub mod event {
         /// The workload snapshot as JSON, for workload events.
         pub workload: Option<String>,
         pub message: String,
+        /// Who caused it (a token's name, "local", "node:<id>"); NULL for
+        /// Slipway's own doing.
+        pub actor: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,7 @@
 //! The schema, as one migration set that runs on SQLite and PostgreSQL.
 
 mod access;
+mod actor;
 mod fleet;
 mod integrity;
 mod nodes;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(ownership::AddOwnership),
             Box::new(scheduling::AddNodeScheduling),
             Box::new(fleet::AddFleetOperations),
+            Box::new(actor::AddEventActor),
         ]
     }
 }

@@ -374,6 +374,7 @@ mod tests {
             workload_id: None,
             workload: None,
             message: "deleted".to_owned(),
+            actor: None,
         };
         let refused = store
             .commit(

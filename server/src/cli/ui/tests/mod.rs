@@ -98,6 +98,7 @@ fn event(revision: u64, kind: EventType, workload: &Workload, seconds_ago: i64) 
         workload_id: workload.id.clone(),
         workload: Some(workload.clone()),
         message: String::new(),
+        actor: String::new(),
     }
 }
 
