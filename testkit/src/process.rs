@@ -146,8 +146,28 @@ impl ServerProcess {
     }
 }
 
+/// How long a dropped server gets to stop its workloads before it is killed.
+const STOP_ON_DROP: std::time::Duration = std::time::Duration::from_secs(15);
+
 impl Drop for ServerProcess {
+    /// SIGTERM, so that the server stops its workloads (they would outlive a
+    /// SIGKILL and hold their ports for the next test), then SIGKILL if it
+    /// has not exited within [`STOP_ON_DROP`].
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = std::time::Instant::now() + STOP_ON_DROP;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
