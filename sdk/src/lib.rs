@@ -173,7 +173,7 @@ impl Client {
     /// `FAILED_PRECONDITION` unless `force` is set and `confirm` is the node's name.
     pub async fn pause_node(&self, node: &str, force: bool, confirm: &str) -> Result<proto::Node> {
         Ok(self
-            .nodes
+            .fleet
             .clone()
             .pause_node(proto::PauseNodeRequest {
                 node: node.to_owned(),
@@ -187,7 +187,7 @@ impl Client {
     /// Resumes a paused node: it takes new workloads again.
     pub async fn resume_node(&self, node: &str) -> Result<proto::Node> {
         Ok(self
-            .nodes
+            .fleet
             .clone()
             .resume_node(proto::ResumeNodeRequest {
                 node: node.to_owned(),

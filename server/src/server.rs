@@ -319,8 +319,12 @@ pub async fn serve(
                 .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
-            FleetServiceServer::new(FleetApi::new(fleet, closing.clone()))
-                .max_decoding_message_size(max_message_bytes),
+            FleetServiceServer::new(FleetApi::new(
+                fleet,
+                NodeApi::new(store.clone(), this_node.id.clone(), safety),
+                closing.clone(),
+            ))
+            .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
             TokenServiceServer::new(TokenApi::new(store.clone()))

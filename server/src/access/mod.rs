@@ -106,11 +106,10 @@ pub fn permission_for(path: &str) -> Option<Permission> {
             | "RestartWorkload",
         ) => operate,
         ("slipway.v1.NodeService", "ListNodes" | "GetNode") => read,
-        ("slipway.v1.NodeService", "PauseNode" | "ResumeNode") => administer,
         (
             "slipway.v1.FleetService",
-            "DrainNode" | "RollingRestart" | "PauseOperation" | "ResumeOperation"
-            | "CancelOperation",
+            "PauseNode" | "ResumeNode" | "DrainNode" | "RollingRestart" | "PauseOperation"
+            | "ResumeOperation" | "CancelOperation",
         ) => administer,
         ("slipway.v1.FleetService", "GetOperation" | "ListOperations" | "WatchOperation") => {
             admin_read

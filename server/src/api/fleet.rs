@@ -6,13 +6,13 @@ use futures::Stream;
 use slipway::v1::{
     DrainNodeRequest, FailurePolicy as WireFailurePolicy, FleetOperation as WireOperation,
     GetOperationRequest, ItemState as WireItemState, ListOperationsRequest, ListOperationsResponse,
-    OperationItem, OperationKind, OperationState, RollingRestartRequest,
-    fleet_service_server::FleetService,
+    Node as WireNode, OperationItem, OperationKind, OperationState, PauseNodeRequest,
+    ResumeNodeRequest, RollingRestartRequest, fleet_service_server::FleetService,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::{convert::timestamp, status::invalid_argument};
+use super::{NodeApi, convert::timestamp, status::invalid_argument};
 use crate::{
     access,
     domain::{FailurePolicy, FleetKind, FleetOperation, FleetState, ItemState},
@@ -26,12 +26,18 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 pub struct FleetApi {
     fleet: Fleet,
+    /// Pause and resume, answered with the node as `NodeService` shows it.
+    nodes: NodeApi,
     closing: CancellationToken,
 }
 
 impl FleetApi {
-    pub fn new(fleet: Fleet, closing: CancellationToken) -> Self {
-        Self { fleet, closing }
+    pub fn new(fleet: Fleet, nodes: NodeApi, closing: CancellationToken) -> Self {
+        Self {
+            fleet,
+            nodes,
+            closing,
+        }
     }
 }
 
@@ -128,6 +134,20 @@ fn operation_id(id: &str) -> Result<&str, Status> {
 #[tonic::async_trait]
 impl FleetService for FleetApi {
     type WatchOperationStream = BoxStream<WireOperation>;
+
+    async fn pause_node(
+        &self,
+        request: Request<PauseNodeRequest>,
+    ) -> Result<Response<WireNode>, Status> {
+        self.nodes.pause_node(request).await
+    }
+
+    async fn resume_node(
+        &self,
+        request: Request<ResumeNodeRequest>,
+    ) -> Result<Response<WireNode>, Status> {
+        self.nodes.resume_node(request).await
+    }
 
     async fn drain_node(
         &self,

@@ -1,4 +1,5 @@
-//! `slipway.v1.NodeService`.
+//! `slipway.v1.NodeService`, and the node controls of `FleetService`
+//! (pause, resume) that `FleetApi` hands here.
 
 use slipway::v1::{
     GetNodeRequest, ListNodesRequest, ListNodesResponse, Node as WireNode,
@@ -117,8 +118,11 @@ impl NodeService for NodeApi {
             None => Err(Status::not_found(format!("node {wanted} not found"))),
         }
     }
+}
 
-    async fn pause_node(
+impl NodeApi {
+    /// `FleetService.PauseNode`.
+    pub(super) async fn pause_node(
         &self,
         request: Request<PauseNodeRequest>,
     ) -> Result<Response<WireNode>, Status> {
@@ -140,7 +144,8 @@ impl NodeService for NodeApi {
         Ok(Response::new(self.wire_one(paused).await?))
     }
 
-    async fn resume_node(
+    /// `FleetService.ResumeNode`.
+    pub(super) async fn resume_node(
         &self,
         request: Request<ResumeNodeRequest>,
     ) -> Result<Response<WireNode>, Status> {
@@ -170,9 +175,7 @@ impl NodeService for NodeApi {
         }
         Ok(Response::new(self.wire_one(resumed).await?))
     }
-}
 
-impl NodeApi {
     async fn wire_one(&self, node: Node) -> Result<WireNode, Status> {
         let mut wired = self.wire_all(vec![node]).await?;
         wired
