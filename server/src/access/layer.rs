@@ -30,6 +30,11 @@ use crate::{
     store::{AuditRow, Store},
 };
 
+/// How long a token read from the database is trusted for checking calls: a
+/// call costs no database read then. A revocation through this node applies
+/// at once; through another node, within this long.
+const TOKEN_CACHE_AGE: Duration = Duration::from_secs(5);
+
 /// How often at most a token's `last_used_at` is written: once per token per
 /// minute, so that a busy caller does not turn every read into a write.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
@@ -281,7 +286,7 @@ impl Shared {
         let (id, secret) = parse_token(presented).ok_or_else(invalid)?;
         let row = self
             .store
-            .token(&id)
+            .token_for_call(&id, TOKEN_CACHE_AGE)
             .await
             .map_err(|error| {
                 tracing::error!(%error, "could not read a token");

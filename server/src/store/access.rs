@@ -1,5 +1,7 @@
 //! Tokens (their hashes, never the tokens) and the audit trail.
 
+use std::collections::HashMap;
+
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -55,6 +57,42 @@ pub mod audit {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Tokens read for checking calls, by id, with when they were read. It holds
+/// only tokens that exist (an unknown id is never kept), so it is as small as
+/// the token table.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TokenCache {
+    rows: std::sync::Arc<std::sync::Mutex<HashMap<String, (TokenRow, std::time::Instant)>>>,
+}
+
+impl TokenCache {
+    fn fresh(&self, id: &str, max_age: std::time::Duration) -> Option<TokenRow> {
+        let rows = self
+            .rows
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        rows.get(id)
+            .filter(|(_, read)| read.elapsed() < max_age)
+            .map(|(row, _)| row.clone())
+    }
+
+    fn keep(&self, row: TokenRow) {
+        let mut rows = self
+            .rows
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        rows.insert(row.id.clone(), (row, std::time::Instant::now()));
+    }
+
+    fn forget(&self, id: &str) {
+        let mut rows = self
+            .rows
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        rows.remove(id);
+    }
 }
 
 /// A stored token: its metadata and the hash of its secret.
@@ -139,6 +177,25 @@ impl Store {
         ))
     }
 
+    /// The token `id` for checking a call: as read at most `max_age` ago by
+    /// this node, else from the database. A token revoked through this node is
+    /// forgotten at once; one revoked through another node is refused here
+    /// within `max_age`.
+    pub async fn token_for_call(
+        &self,
+        id: &str,
+        max_age: std::time::Duration,
+    ) -> StoreResult<Option<TokenRow>> {
+        if let Some(row) = self.token_cache.fresh(id, max_age) {
+            return Ok(Some(row));
+        }
+        let row = self.token(id).await?;
+        if let Some(row) = &row {
+            self.token_cache.keep(row.clone());
+        }
+        Ok(row)
+    }
+
     pub async fn token(&self, id: &str) -> StoreResult<Option<TokenRow>> {
         token::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -181,6 +238,7 @@ impl Store {
             .exec(&self.db)
             .await
             .map_err(database("revoking a token"))?;
+        self.token_cache.forget(id);
         self.token(id).await
     }
 

@@ -97,6 +97,8 @@ async fn migrate(db: &DatabaseConnection) -> StoreResult<()> {
 pub struct Store {
     db: DatabaseConnection,
     reads: DatabaseConnection,
+    /// Tokens as the access layer last read them (see [`Store::token_for_call`]).
+    token_cache: access::TokenCache,
 }
 
 /// Connections of the pool that log readers use.
@@ -157,7 +159,11 @@ impl Store {
                 .await
                 .map_err(database("connecting to the database for reading"))?
         };
-        Ok(Store { db, reads })
+        Ok(Store {
+            db,
+            reads,
+            token_cache: access::TokenCache::default(),
+        })
     }
 
     /// The same database, queried through the readers' pool: for log readers, so
@@ -167,6 +173,7 @@ impl Store {
         Store {
             db: self.reads.clone(),
             reads: self.reads.clone(),
+            token_cache: self.token_cache.clone(),
         }
     }
 
