@@ -112,7 +112,7 @@ impl OperationView {
 }
 
 /// Asks for the confirmation on a terminal; elsewhere, says to use --confirm.
-fn ask_confirmation(what: &str, expected: &str) -> Result<String, CliError> {
+pub(super) fn ask_confirmation(what: &str, expected: &str) -> Result<String, CliError> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
         return Err(CliError::usage(format!(

@@ -199,7 +199,7 @@ pub async fn pause(
     confirm: Option<String>,
 ) -> Result<u8, CliError> {
     let confirm = match (force, confirm) {
-        (true, None) => ask_confirmation(node)?,
+        (true, None) => super::fleet::ask_confirmation("the node's name", node)?,
         (_, confirm) => confirm.unwrap_or_default(),
     };
     let paused = client
@@ -224,22 +224,4 @@ fn report(printer: Printer, node: &Node, what: &str) -> Result<u8, CliError> {
     }
     println!("{} {what}", node.name);
     Ok(EXIT_OK)
-}
-
-/// Asks for the node's name on a terminal; elsewhere, says to use --confirm.
-fn ask_confirmation(node: &str) -> Result<String, CliError> {
-    use std::io::{BufRead, IsTerminal, Write};
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::usage(format!(
-            "--force needs the node's name as confirmation: add --confirm {node}"
-        )));
-    }
-    eprint!("type the node's name to confirm: ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|error| CliError::usage(format!("cannot read the confirmation: {error}")))?;
-    Ok(answer.trim().to_owned())
 }

@@ -9,7 +9,7 @@ mod control;
 mod runner;
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -298,10 +298,8 @@ impl Fleet {
         store
             .set_node_scheduling(&node.registration.id, Scheduling::Draining)
             .await?;
-        let mut items = Vec::new();
-        for workload in store.live_workloads_on(&node.registration.id).await? {
-            items.push(self.item(&workload).await);
-        }
+        let live = store.live_workloads_on(&node.registration.id).await?;
+        let items = self.items(&live).await;
         let created_at = now();
         let deadline = request.deadline.unwrap_or(DEFAULT_DEADLINE);
         let count = items.len();
@@ -335,22 +333,24 @@ impl Fleet {
         Ok(operation)
     }
 
-    async fn item(&self, workload: &Workload) -> FleetItem {
-        let (name, grace) = match self
-            .inner
-            .orchestrator
-            .get_deployment(&workload.deployment_id)
-            .await
-        {
-            Ok(deployment) => (deployment.name, deployment.spec.stop_grace_period),
-            Err(_) => (String::new(), Duration::ZERO),
-        };
-        FleetItem::new(
-            workload.id.clone(),
-            workload.deployment_id.clone(),
-            name,
-            grace,
-        )
+    /// An item per workload, reading each deployment once (its name and stop
+    /// grace period).
+    async fn items(&self, workloads: &[Workload]) -> Vec<FleetItem> {
+        let mut deployments: HashMap<DeploymentId, (String, Duration)> = HashMap::new();
+        let mut items = Vec::new();
+        for workload in workloads {
+            let id = &workload.deployment_id;
+            if !deployments.contains_key(id) {
+                let known = match self.inner.orchestrator.get_deployment(id).await {
+                    Ok(deployment) => (deployment.name, deployment.spec.stop_grace_period),
+                    Err(_) => (String::new(), Duration::ZERO),
+                };
+                deployments.insert(id.clone(), known);
+            }
+            let (name, grace) = deployments[id].clone();
+            items.push(FleetItem::new(workload.id.clone(), id.clone(), name, grace));
+        }
+        items
     }
 
     /// Restarts a set of workloads in place: see `FleetService.RollingRestart`.
@@ -456,10 +456,7 @@ impl Fleet {
                 )));
             }
         }
-        let mut items = Vec::new();
-        for workload in &workloads {
-            items.push(self.item(workload).await);
-        }
+        let items = self.items(&workloads).await;
         let created_at = now();
         let count = items.len();
         let operation = FleetOperation {

@@ -312,10 +312,11 @@ impl Fleet {
                 .flatten()
                 .collect()
         };
-        let mut added = Vec::new();
-        for workload in live.iter().filter(|workload| !known.contains(&workload.id)) {
-            added.push(self.item(workload).await);
-        }
+        let new: Vec<_> = live
+            .into_iter()
+            .filter(|workload| !known.contains(&workload.id))
+            .collect();
+        let added = self.items(&new).await;
         if added.is_empty() {
             return Ok(());
         }
