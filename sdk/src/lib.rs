@@ -56,6 +56,8 @@ mod agent;
 mod connect;
 mod error;
 mod fleet;
+mod health;
+mod liveness;
 mod progress;
 mod spec;
 mod wait;
@@ -77,6 +79,7 @@ pub use connect::ClientBuilder;
 use connect::{AuthedChannel, Credentials};
 
 pub use error::{Error, FieldViolation, OperationFailure};
+pub use liveness::Liveness;
 pub use progress::{Progress, ProgressStream};
 /// Well-known protobuf types (timestamps) used by the wire types.
 pub use slipway::prost_types;

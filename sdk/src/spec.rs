@@ -179,9 +179,10 @@ impl DeploymentBuilder {
         self
     }
 
-    /// A liveness check that runs while the workload runs.
-    pub fn liveness(mut self, check: HealthCheck) -> Self {
-        self.spec().liveness = Some(check);
+    /// A liveness check that runs while the workload runs: a [`Liveness`](crate::Liveness)
+    /// (or the wire type).
+    pub fn liveness(mut self, check: impl Into<HealthCheck>) -> Self {
+        self.spec().liveness = Some(check.into());
         self
     }
 

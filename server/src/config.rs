@@ -97,6 +97,14 @@ pub struct ServeConfig {
     #[arg(long, env = "SLIPWAY_EVENT_RETENTION", default_value_t = 100_000)]
     pub event_retention: u64,
 
+    /// Health checks older than this are deleted from the health history.
+    #[arg(long, env = "SLIPWAY_HEALTH_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub health_retention: std::time::Duration,
+
+    /// Health checks kept per workload (the newest).
+    #[arg(long, env = "SLIPWAY_HEALTH_RETENTION_CHECKS", default_value_t = 1000)]
+    pub health_retention_checks: u64,
+
     #[command(flatten)]
     pub node: crate::node::NodeConfig,
     /// Whether callers must present a token (`on`), or everyone who reaches
@@ -144,6 +152,8 @@ impl ServeConfig {
             log_retention_bytes: 64 * 1024 * 1024,
             log_max_line_bytes: 16 * 1024,
             event_retention: 100_000,
+            health_retention: std::time::Duration::from_secs(24 * 3600),
+            health_retention_checks: 1000,
             node: crate::node::NodeConfig::default(),
             auth: "on".to_owned(),
             admin_token_file: None,

@@ -209,6 +209,10 @@ pub async fn serve(
         },
         log_max_line_bytes: config.log_max_line_bytes.max(1),
         event_retention: config.event_retention.max(1),
+        health_retention: crate::orchestrator::HealthRetention {
+            max_age: config.health_retention,
+            per_workload: config.health_retention_checks.max(1),
+        },
         node_id: node_agent.node().registration.id.clone(),
     };
     // Returns at once: what an earlier run left unfinished is reconciled in the

@@ -30,6 +30,7 @@ const RPCS: &[&str] = &[
     "WorkloadService/GetLogs",
     "WorkloadService/StreamLogs",
     "WorkloadService/WatchEvents",
+    "WorkloadService/GetHealthHistory",
     "TokenService/CreateToken",
     "TokenService/ListTokens",
     "TokenService/RevokeToken",
@@ -144,6 +145,10 @@ async fn call(server: &TestServer, client: &Client, rpc: &str, project: &str) ->
             .map(drop),
         "WatchEvents" => client
             .watch_events(WatchEventsRequest::default())
+            .await
+            .map(drop),
+        "GetHealthHistory" => client
+            .health_history(&workload_id, std::time::Duration::from_secs(60))
             .await
             .map(drop),
         "CreateToken" => client

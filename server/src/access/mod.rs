@@ -98,7 +98,8 @@ pub fn permission_for(path: &str) -> Option<Permission> {
         ("slipway.v1.DeploymentService", "CreateDeployment" | "DeleteDeployment") => operate,
         (
             "slipway.v1.WorkloadService",
-            "GetWorkload" | "ListWorkloads" | "GetLogs" | "StreamLogs" | "WatchEvents",
+            "GetWorkload" | "ListWorkloads" | "GetLogs" | "StreamLogs" | "WatchEvents"
+            | "GetHealthHistory",
         ) => read,
         (
             "slipway.v1.WorkloadService",

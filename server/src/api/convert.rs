@@ -88,7 +88,7 @@ pub fn stage_from_wire(value: i32) -> Option<Stage> {
     }
 }
 
-fn health(health: Health) -> proto::Health {
+pub fn health(health: Health) -> proto::Health {
     match health {
         Health::Unknown => proto::Health::Unknown,
         Health::Healthy => proto::Health::Healthy,
@@ -389,6 +389,8 @@ impl From<domain::Deployment> for proto::Deployment {
             labels: deployment.labels.into_iter().collect(),
             created_at: Some(timestamp(deployment.created_at)),
             updated_at: Some(timestamp(deployment.updated_at)),
+            // Read from its workloads where it is asked for: super::health.
+            health: None,
         }
     }
 }

@@ -95,7 +95,9 @@ impl DeploymentService for DeploymentApi {
             .await
             .map_err(to_status)?;
         noted(&deployment.id.to_string());
-        Ok(Response::new(deployment.into()))
+        Ok(Response::new(
+            super::health::one_with_health(&self.orchestrator, deployment).await?,
+        ))
     }
 
     async fn get_deployment(
@@ -118,7 +120,9 @@ impl DeploymentService for DeploymentApi {
         }
         .map_err(to_status)?;
         caller.check_project(&deployment.project)?;
-        Ok(Response::new(deployment.into()))
+        Ok(Response::new(
+            super::health::one_with_health(&self.orchestrator, deployment).await?,
+        ))
     }
 
     async fn list_deployments(
@@ -151,7 +155,7 @@ impl DeploymentService for DeploymentApi {
         // may then hold fewer than asked for; the token still leads on).
         deployments.retain(|deployment| caller.may_see(&deployment.project));
         Ok(Response::new(ListDeploymentsResponse {
-            deployments: deployments.into_iter().map(Into::into).collect(),
+            deployments: super::health::with_health(&self.orchestrator, deployments).await?,
             next_page_token,
         }))
     }

@@ -6,6 +6,7 @@ mod convert;
 mod deployments;
 mod fleet;
 mod forward;
+mod health;
 mod nodes;
 mod scope;
 mod status;

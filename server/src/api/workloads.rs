@@ -340,6 +340,19 @@ impl WorkloadService for WorkloadApi {
         Ok(Response::new(workload.into()))
     }
 
+    async fn get_health_history(
+        &self,
+        request: Request<slipway::v1::GetHealthHistoryRequest>,
+    ) -> Result<Response<slipway::v1::HealthHistory>, Status> {
+        let caller = access::caller(&request)?;
+        let request = request.into_inner();
+        let id = convert::workload_id("workload_id", &request.workload_id)
+            .map_err(|violations| invalid_argument(&violations))?;
+        scope::check_workload(&caller, &self.orchestrator, &id).await?;
+        let history = super::health::history(&self.orchestrator, &id, &request).await?;
+        Ok(Response::new(history))
+    }
+
     async fn list_workloads(
         &self,
         request: Request<ListWorkloadsRequest>,

@@ -231,6 +231,17 @@ pub enum ClientCommand {
   slipway inspect web | jq .stage")]
     Inspect(InspectArgs),
 
+    /// Show a workload's liveness checks and its uptime over a window.
+    ///
+    /// Uptime is the share of the window's checks that passed; checks are kept
+    /// for the server's --health-retention. A deployment name stands for its
+    /// most recent workload.
+    #[command(after_help = "Examples:
+  slipway health web
+  slipway health 3f2a9c --window 24h -n 50
+  slipway health web -o json | jq .uptime")]
+    Health(HealthArgs),
+
     /// Print events (every change, with a revision to resume from).
     #[command(after_help = "Examples:
   slipway events
@@ -356,6 +367,9 @@ pub struct RunArgs {
     #[arg(long = "node-selector", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub node_selector: Vec<(String, String)>,
 
+    #[command(flatten)]
+    pub health: HealthCheckArgs,
+
     /// Return once the workload is RUNNING and print its id.
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -366,6 +380,30 @@ pub struct RunArgs {
     /// The command and its arguments (no shell: use `sh -c '...'` for one).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// A liveness check on `slipway run`, with Docker's flag names. Unlike
+/// Docker, a workload unhealthy for --health-retries checks in a row is
+/// stopped, and its restart policy (--restart) decides what comes next.
+#[derive(Args, Debug, Default)]
+pub struct HealthCheckArgs {
+    /// A command line, run with `sh -c` (beside the process, or in the
+    /// container), checking the workload while it runs: exit status 0 passes.
+    /// Every check is kept (`slipway health`).
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+
+    /// Time between checks (default 10s, at least 100ms).
+    #[arg(long, value_name = "DURATION", requires = "health_cmd", value_parser = humantime::parse_duration)]
+    pub health_interval: Option<std::time::Duration>,
+
+    /// How long one check may take (default 1s).
+    #[arg(long, value_name = "DURATION", requires = "health_cmd", value_parser = humantime::parse_duration)]
+    pub health_timeout: Option<std::time::Duration>,
+
+    /// Failures in a row that make it unhealthy (default 3).
+    #[arg(long, value_name = "N", requires = "health_cmd")]
+    pub health_retries: Option<u32>,
 }
 
 /// `slipway deploy`.
@@ -527,6 +565,22 @@ pub struct InspectArgs {
     /// A workload id, unique id prefix, or deployment name.
     #[arg(value_name = "ID")]
     pub target: String,
+}
+
+/// `slipway health`.
+#[derive(Args, Debug)]
+pub struct HealthArgs {
+    /// A workload id, unique id prefix, or deployment name.
+    #[arg(value_name = "ID")]
+    pub target: String,
+
+    /// How far back: uptime counts every check of the window.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub window: std::time::Duration,
+
+    /// Checks listed, newest first (at most 1000).
+    #[arg(short = 'n', long = "limit", default_value_t = 20)]
+    pub limit: u32,
 }
 
 /// `slipway events`.

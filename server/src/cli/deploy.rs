@@ -10,7 +10,7 @@ use super::{
     resolve::{Catalog, is_active},
     run::{StageDisplay, start_and_show},
     spec_file::SpecFile,
-    view::DeploymentView,
+    view::{DeploymentHealthView, DeploymentView},
 };
 
 /// `slipway deploy -f FILE`: creates the deployment, then (unless --no-start)
@@ -92,17 +92,25 @@ pub async fn list_deployments(client: &Client, printer: Printer) -> Result<u8, C
             let active = of_deployment
                 .filter(|workload| is_active(workload.stage()))
                 .count();
+            let health = deployment
+                .health
+                .as_ref()
+                .map_or("unknown", |health| DeploymentHealthView::new(health).state);
             vec![
                 deployment.name.clone(),
                 short_id(&deployment.id).to_owned(),
                 deployment.service_path.clone(),
                 format!("{active}/{total}"),
+                health.to_owned(),
                 truncate(&what, 40),
                 age(deployment.created_at.as_ref()),
             ]
         })
         .collect();
-    print_table(&["NAME", "ID", "PATH", "ACTIVE", "COMMAND", "AGE"], &rows);
+    print_table(
+        &["NAME", "ID", "PATH", "ACTIVE", "HEALTH", "COMMAND", "AGE"],
+        &rows,
+    );
     Ok(EXIT_OK)
 }
 

@@ -10,6 +10,7 @@ mod control;
 mod deploy;
 mod error;
 mod fleet;
+mod health;
 mod list;
 mod logs;
 mod nodes;
@@ -123,6 +124,7 @@ async fn dispatch(
         }
         ClientCommand::Logs(logs_args) => logs::logs(client, printer, logs_args).await,
         ClientCommand::Inspect(inspect_args) => list::inspect(client, printer, inspect_args).await,
+        ClientCommand::Health(health_args) => health::health(client, printer, health_args).await,
         ClientCommand::Events(events_args) => list::events(client, printer, events_args).await,
         ClientCommand::Nodes(nodes_args) => nodes::list(client, printer, nodes_args).await,
         ClientCommand::Node(args::NodeCommand::Inspect { node }) => {

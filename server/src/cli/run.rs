@@ -8,7 +8,7 @@ use std::{
 
 use futures::StreamExt;
 use slipway_sdk::{
-    Client, DeploymentBuilder, Progress, ProgressStream,
+    Client, DeploymentBuilder, Liveness, Progress, ProgressStream,
     proto::{Stage, Workload},
 };
 
@@ -264,6 +264,19 @@ pub fn deployment_request(args: &RunArgs) -> slipway_sdk::proto::CreateDeploymen
     }
     for (key, value) in &args.node_selector {
         builder = builder.node_selector(key, value);
+    }
+    if let Some(command) = &args.health.health_cmd {
+        let mut check = Liveness::shell(command);
+        if let Some(interval) = args.health.health_interval {
+            check = check.interval(interval);
+        }
+        if let Some(timeout) = args.health.health_timeout {
+            check = check.timeout(timeout);
+        }
+        if let Some(retries) = args.health.health_retries {
+            check = check.failure_threshold(retries);
+        }
+        builder = builder.liveness(check);
     }
     builder.build()
 }

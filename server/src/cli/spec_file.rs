@@ -2,10 +2,10 @@
 //! (see `examples/deployment.toml`). Unknown fields are refused, so a typo does
 //! not pass silently.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use serde::Deserialize;
-use slipway_sdk::{DeploymentBuilder, proto::CreateDeploymentRequest};
+use slipway_sdk::{DeploymentBuilder, Liveness, proto::CreateDeploymentRequest};
 
 use super::error::CliError;
 use slipway_server::domain::Secret;
@@ -59,6 +59,47 @@ pub struct SpecFile {
     pub secret_env: BTreeMap<String, Secret>,
     /// The first signal of a stop ("SIGTERM" by default).
     pub stop_signal: Option<String>,
+    /// A check while it runs: `[liveness]` with one of `exec`, `http`, `tcp`.
+    pub liveness: Option<LivenessSpec>,
+}
+
+/// `[liveness]`: one of `exec = ["argv", …]`, `http = "/path"` or
+/// `tcp = true`, with `interval_ms`, `timeout_ms` and `failure_threshold`.
+#[derive(Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessSpec {
+    pub exec: Option<Vec<String>>,
+    pub http: Option<String>,
+    pub tcp: Option<bool>,
+    pub interval_ms: Option<u32>,
+    pub timeout_ms: Option<u32>,
+    pub failure_threshold: Option<u32>,
+}
+
+impl LivenessSpec {
+    fn into_check(self) -> Result<Liveness, String> {
+        let mut check = match (self.exec, self.http, self.tcp) {
+            (Some(argv), None, None | Some(false)) => Liveness::exec(argv),
+            (None, Some(path), None | Some(false)) => Liveness::http(path),
+            (None, None, Some(true)) => Liveness::tcp(),
+            _ => {
+                return Err(
+                    "liveness: give exactly one of exec = [\"argv\"], http = \"/path\" or tcp = true"
+                        .to_owned(),
+                );
+            }
+        };
+        if let Some(millis) = self.interval_ms {
+            check = check.interval(Duration::from_millis(millis.into()));
+        }
+        if let Some(millis) = self.timeout_ms {
+            check = check.timeout(Duration::from_millis(millis.into()));
+        }
+        if let Some(failures) = self.failure_threshold {
+            check = check.failure_threshold(failures);
+        }
+        Ok(check)
+    }
 }
 
 /// `listen = true` or `[listen] container_port = 80`.
@@ -194,6 +235,9 @@ impl SpecFile {
         for (key, value) in self.node_selector {
             builder = builder.node_selector(key, value);
         }
+        if let Some(liveness) = self.liveness {
+            builder = builder.liveness(liveness.into_check()?);
+        }
         Ok(builder.build())
     }
 }
@@ -256,5 +300,26 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(spec.listen.map(|listen| listen.container_port), Some(80));
         assert_eq!(spec.image, "nginx");
+    }
+
+    #[test]
+    fn liveness_reaches_the_request_and_needs_one_probe() {
+        let spec = SpecFile::from_toml(
+            "command = [\"sleep\", \"60\"]\n[liveness]\nexec = [\"test\", \"-e\", \"/tmp/ok\"]\ninterval_ms = 500\nfailure_threshold = 2\n",
+        )
+        .and_then(SpecFile::into_request)
+        .ok()
+        .and_then(|request| request.spec)
+        .unwrap_or_default();
+        let check = spec.liveness.unwrap_or_default();
+        assert_eq!(check.interval_ms, Some(500));
+        assert_eq!(check.failure_threshold, Some(2));
+        assert!(matches!(
+            check.probe,
+            Some(slipway_sdk::proto::health_check::Probe::Exec(_))
+        ));
+        let both = SpecFile::from_toml("[liveness]\nhttp = \"/\"\ntcp = true\n")
+            .and_then(SpecFile::into_request);
+        assert!(both.is_err_and(|error| error.contains("exactly one")));
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use slipway_sdk::proto::{
-    Action, Deployment, DeploymentSpec, Event, EventType, Health, Level, LogEntry, Runtime, Stage,
-    Stream, Workload, readiness::Probe,
+    Action, Deployment, DeploymentHealth, DeploymentHealthState, DeploymentSpec, Event, EventType,
+    Health, Level, LogEntry, Runtime, Stage, Stream, Workload, readiness::Probe,
 };
 
 use super::output::{rfc3339, short_id};
@@ -105,6 +105,36 @@ pub struct DeploymentView {
     pub spec: SpecView,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+    /// What its workloads say together, when the server said.
+    pub health: Option<DeploymentHealthView>,
+}
+
+/// A deployment's health from its workloads.
+#[derive(Debug, Serialize)]
+pub struct DeploymentHealthView {
+    /// `healthy`, `degraded` or `unavailable`.
+    pub state: &'static str,
+    /// Workloads that should run, and of them those up.
+    pub wanted: u32,
+    pub up: u32,
+    pub reason: String,
+}
+
+impl DeploymentHealthView {
+    pub fn new(health: &DeploymentHealth) -> DeploymentHealthView {
+        let state = match health.state() {
+            DeploymentHealthState::Healthy => "healthy",
+            DeploymentHealthState::Degraded => "degraded",
+            DeploymentHealthState::Unavailable => "unavailable",
+            DeploymentHealthState::Unspecified => "unknown",
+        };
+        DeploymentHealthView {
+            state,
+            wanted: health.wanted,
+            up: health.up,
+            reason: health.reason.clone(),
+        }
+    }
 }
 
 impl DeploymentView {
@@ -119,6 +149,7 @@ impl DeploymentView {
             spec: SpecView::new(&deployment.spec.clone().unwrap_or_default()),
             created_at: rfc3339(deployment.created_at.as_ref()),
             updated_at: rfc3339(deployment.updated_at.as_ref()),
+            health: deployment.health.as_ref().map(DeploymentHealthView::new),
         }
     }
 }

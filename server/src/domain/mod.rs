@@ -3,6 +3,7 @@
 
 mod event;
 mod fleet;
+mod health;
 mod ids;
 mod level;
 mod lifecycle;
@@ -21,6 +22,9 @@ pub use event::{Event, EventKind, NewEvent, acting_as, current_actor};
 pub use fleet::{
     FailurePolicy, FleetItem, FleetKind, FleetOperation, FleetParams, FleetState, ItemState,
     MaxUnavailable,
+};
+pub use health::{
+    CheckRecord, DeploymentHealth, DeploymentHealthState, Uptime, WorkloadState, deployment_health,
 };
 pub use ids::{DeploymentId, IdError, NodeId, WorkloadId};
 pub use level::{named_level, output_level};

@@ -13,7 +13,7 @@ mod reader;
 mod retention;
 mod sink;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod writer;
 
 use std::{

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// A store on a new PostgreSQL database, when `SLIPWAY_TEST_POSTGRES_URL` is set.
-async fn postgres_store() -> Option<Store> {
+pub(crate) async fn postgres_store() -> Option<Store> {
     let admin_url = std::env::var("SLIPWAY_TEST_POSTGRES_URL").ok()?;
     let name = format!("slipway_test_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(&admin_url).await.expect("connect");
@@ -38,7 +38,7 @@ async fn postgres_store() -> Option<Store> {
 
 /// A workload stored in `store` (with its deployment), and the orchestrator
 /// holding them.
-async fn workload_in(store: &Store) -> (Orchestrator, Workload, tempfile::TempDir) {
+pub(crate) async fn workload_in(store: &Store) -> (Orchestrator, Workload, tempfile::TempDir) {
     let root = tempfile::tempdir().expect("root");
     let settings = Settings {
         root: root.path().canonicalize().expect("root"),
@@ -47,6 +47,7 @@ async fn workload_in(store: &Store) -> (Orchestrator, Workload, tempfile::TempDi
         log_retention: LogRetention::default(),
         log_max_line_bytes: super::DEFAULT_MAX_LINE_BYTES,
         event_retention: 1000,
+        health_retention: crate::orchestrator::HealthRetention::default(),
         node_id: crate::domain::NodeId::generate(),
     };
     let orchestrator = Orchestrator::start(

@@ -8,7 +8,10 @@ use rmcp::{
 use serde_json::{Value, json};
 use slipway_sdk::{
     Error, LogSource,
-    proto::{ListDeploymentsRequest, ListWorkloadsRequest, Stage, Stream as LogStream},
+    proto::{
+        GetHealthHistoryRequest, ListDeploymentsRequest, ListWorkloadsRequest, Stage,
+        Stream as LogStream,
+    },
 };
 
 use super::{
@@ -130,7 +133,9 @@ impl SlipwayMcp {
     }
 
     /// Everything about one workload: stage, health, port, why it failed,
-    /// its deployment, and the tools that apply.
+    /// its deployment and that deployment's health (healthy, degraded or
+    /// unavailable), its liveness checks of the last hour (uptime, recent
+    /// failures), and the tools that apply.
     #[tool(annotations(
         title = "Inspect a workload",
         read_only_hint = true,
@@ -141,9 +146,32 @@ impl SlipwayMcp {
             let client = self.client().await?;
             let workload = self.resolve_workload(&params.workload).await?;
             let deployment = client.get_deployment(&workload.deployment_id).await?;
+            let checks = client
+                .health_history_with(GetHealthHistoryRequest {
+                    workload_id: workload.id.clone(),
+                    window_seconds: 3600,
+                    limit: 5,
+                })
+                .await?;
+            let deployment_health = deployment.health.clone().unwrap_or_default();
             Ok(json!({
                 "workload": WorkloadView::new(&workload, Some(&deployment.name)),
                 "deployment": DeploymentView::new(&deployment),
+                "deployment_health": {
+                    "state": deployment_health.state().as_str_name()
+                        .trim_start_matches("DEPLOYMENT_HEALTH_STATE_")
+                        .to_ascii_lowercase(),
+                    "reason": deployment_health.reason,
+                },
+                "liveness_last_hour": {
+                    "checks": checks.total_checks,
+                    "passed": checks.passed_checks,
+                    "uptime": checks.uptime,
+                    "recent_failures": checks.checks.iter()
+                        .filter(|check| !check.passed)
+                        .map(|check| check.reason.as_str())
+                        .collect::<Vec<_>>(),
+                },
                 "allowed_actions": allowed_actions(&workload),
             }))
         })

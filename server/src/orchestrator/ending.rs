@@ -77,6 +77,10 @@ impl Supervisor {
                 self.save(next, &format!("{}: {message}", health.as_str()))
                     .await
             }
+            RunEvent::Checked(check) => {
+                self.inner.health.record(check);
+                Ok(())
+            }
             RunEvent::Finished(outcome) => {
                 self.run = None;
                 return self.finish(outcome).await;

@@ -5,6 +5,7 @@
 mod cluster;
 mod ending;
 mod error;
+mod health;
 mod names;
 mod operations;
 mod ownership;
@@ -32,6 +33,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use crate::events::WatchItem;
 pub use crate::logs::{OperationFailure, Progress, ProgressReceiver};
 pub use error::OrchestratorError;
+pub use health::{HealthHistory, HealthRetention};
 pub use ports::{PortLease, PortPool};
 
 use self::supervisor::{Command, Supervisor};
@@ -68,6 +70,8 @@ pub struct Settings {
     pub log_max_line_bytes: usize,
     /// How many events are kept.
     pub event_retention: u64,
+    /// How much health history is kept.
+    pub health_retention: HealthRetention,
     /// This server's node id: the owner of the workloads it runs.
     pub node_id: NodeId,
 }
@@ -98,6 +102,8 @@ pub(crate) struct Inner {
     store: Store,
     events: EventLog,
     logs: LogPipeline,
+    /// Where runs record their liveness checks.
+    health: health::HealthRecorder,
     ports: PortPool,
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
     root: PathBuf,
@@ -171,11 +177,13 @@ impl Orchestrator {
         );
         let unfinished = reconcile::to_reconcile(&store, &settings.node_id).await?;
         let (reconciled_sender, reconciled) = watch::channel(false);
+        let health = health::HealthRecorder::start(store.clone(), settings.health_retention);
         let inner = Arc::new(Inner {
             node_id: settings.node_id,
             store,
             events,
             logs,
+            health,
             ports,
             runtimes: runtimes
                 .into_iter()

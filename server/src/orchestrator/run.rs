@@ -11,7 +11,7 @@ use super::{
     readiness,
 };
 use crate::{
-    domain::{Health, HealthCheck, LogLevel, Probe, Readiness, Stage},
+    domain::{CheckRecord, Health, HealthCheck, LogLevel, Probe, Readiness, Stage, now},
     logs::LogSink,
     runtime::{ExitStatus, Instance, RunContext, Runtime, RuntimeError, RuntimeHandle},
 };
@@ -32,6 +32,8 @@ pub enum RunEvent {
     Ready,
     /// The liveness check's verdict changed.
     Health(Health, String),
+    /// A liveness check was made (for the health history).
+    Checked(CheckRecord),
     /// The run is over; its port is released and its output read.
     Finished(RunOutcome),
 }
@@ -270,7 +272,7 @@ async fn watch_instance(
         grace = stop_requested(stop, default_grace) => {
             RunOutcome::Stopped(stop_instance(runtime, instance, signal, grace, logs).await)
         }
-        reason = liveness(runtime, context, instance, events) => {
+        reason = liveness(runtime, context, instance, logs, events) => {
             logs.system(LogLevel::Error, format!("liveness check failed: {reason}")).await;
             let status = stop_instance(runtime, instance, signal, context.spec.stop_grace_period, logs).await;
             RunOutcome::Failed {
@@ -284,13 +286,15 @@ async fn watch_instance(
     outcome
 }
 
-/// Runs the liveness check, reporting each change of verdict; resolves with the
-/// last failure once `failure_threshold` checks in a row failed. Never resolves
+/// Runs the liveness check, reporting each check (its reason masked as the
+/// run's log lines are) and each change of verdict; resolves with the last
+/// failure once `failure_threshold` checks in a row failed. Never resolves
 /// without a check.
 async fn liveness(
     runtime: &dyn Runtime,
     context: &RunContext,
     instance: &Instance,
+    logs: &LogSink,
     events: &mpsc::Sender<RunEvent>,
 ) -> String {
     let Some(check) = context.spec.liveness.clone() else {
@@ -306,6 +310,8 @@ async fn liveness(
     let mut health = Health::Unknown;
     loop {
         tokio::time::sleep(interval).await;
+        let at = now();
+        let began = tokio::time::Instant::now();
         let address = instance.probe_address();
         let verdict = match (&probe, address) {
             (Probe::Tcp | Probe::Http { .. }, None) => Err("no address to probe".to_owned()),
@@ -324,6 +330,24 @@ async fn liveness(
                 }
             }
         };
+        let reason = match &verdict {
+            Ok(()) => String::new(),
+            Err(reason) => {
+                let mut bytes = reason.clone().into_bytes();
+                logs.mask_bytes(&mut bytes);
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+        };
+        let _ = events
+            .send(RunEvent::Checked(CheckRecord {
+                workload_id: context.workload_id.clone(),
+                generation: context.generation,
+                at,
+                passed: verdict.is_ok(),
+                response_time: began.elapsed(),
+                reason,
+            }))
+            .await;
         match verdict {
             Ok(()) => {
                 failures = 0;

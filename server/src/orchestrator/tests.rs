@@ -57,6 +57,7 @@ async fn harness_on(store: Store, script: Script) -> Harness {
         log_retention: LogRetention::default(),
         log_max_line_bytes: crate::logs::DEFAULT_MAX_LINE_BYTES,
         event_retention: 10_000,
+        health_retention: crate::orchestrator::HealthRetention::default(),
         node_id: crate::domain::NodeId::generate(),
     };
     let orchestrator = Orchestrator::start(

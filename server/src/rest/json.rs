@@ -18,7 +18,7 @@ fn stage(value: i32) -> Value {
     }
 }
 
-fn time(timestamp: Option<&prost_types::Timestamp>) -> Value {
+pub fn time(timestamp: Option<&prost_types::Timestamp>) -> Value {
     timestamp
         .and_then(|timestamp| {
             chrono::DateTime::from_timestamp(
@@ -94,6 +94,12 @@ pub fn deployment(deployment: &proto::Deployment) -> Value {
     json!({
         "id": deployment.id,
         "name": deployment.name,
+        "health": deployment.health.as_ref().map(|health| {
+            let state = proto::DeploymentHealthState::try_from(health.state)
+                .map(|state| name(state.as_str_name(), "DEPLOYMENT_HEALTH_STATE_"))
+                .unwrap_or_else(|_| "unknown".to_owned());
+            json!({ "state": state, "wanted": health.wanted, "up": health.up, "reason": health.reason })
+        }),
         "project": text(&deployment.project),
         "servicePath": deployment.service_path,
         "labels": deployment.labels,

@@ -8,6 +8,7 @@
 
 mod deployments;
 mod error;
+mod health;
 pub mod json;
 mod sse;
 mod workloads;
@@ -91,6 +92,7 @@ pub fn router(state: RestState) -> Router {
         .route("/api/workloads/{workload_id}", get(get_workload))
         .route("/api/workloads/{workload_id}/status", get(get_workload))
         .route("/api/workloads/{workload_id}/logs", get(logs))
+        .route("/api/workloads/{workload_id}/health", get(health::history))
         .route("/api/workloads/{workload_id}/logs/stream", get(sse::logs))
         .route(
             "/api/projects/{project_id}/deployments/stream",
@@ -134,6 +136,7 @@ pub fn grpc_method(method: &Method, path: &str) -> Option<&'static str> {
     let workload_call = |rest: &[&str]| match rest {
         [] | ["status"] if get => Some("/slipway.v1.WorkloadService/GetWorkload"),
         ["logs"] if get => Some("/slipway.v1.WorkloadService/GetLogs"),
+        ["health"] if get => Some("/slipway.v1.WorkloadService/GetHealthHistory"),
         ["logs", "stream"] if get => Some("/slipway.v1.WorkloadService/StreamLogs"),
         ["start"] if post => Some("/slipway.v1.WorkloadService/StartWorkload"),
         ["stop"] if post => Some("/slipway.v1.WorkloadService/StopWorkload"),
@@ -232,6 +235,7 @@ mod tests {
             (Method::POST, "/api/workloads/w/start", "StartWorkload"),
             (Method::POST, "/api/workloads/w/stop", "StopWorkload"),
             (Method::GET, "/api/workloads/w/status", "GetWorkload"),
+            (Method::GET, "/api/workloads/w/health", "GetHealthHistory"),
             (Method::GET, "/api/workloads/w/logs/stream", "StreamLogs"),
             (
                 Method::GET,

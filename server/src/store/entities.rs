@@ -216,3 +216,30 @@ pub mod fleet_operation {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod health_check {
+    use sea_orm::entity::prelude::*;
+
+    use crate::domain::WorkloadId;
+
+    /// One liveness check of a workload's run.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "health_checks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workload_id: WorkloadId,
+        /// When the check started.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub at: i64,
+        pub generation: i64,
+        pub passed: bool,
+        pub response_us: i64,
+        /// Why it failed; empty when it passed.
+        pub reason: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

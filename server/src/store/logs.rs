@@ -66,21 +66,31 @@ impl Store {
 
     /// The lines of `lines` whose workload exists.
     async fn lines_of_existing_workloads(&self, lines: &[LogLine]) -> StoreResult<Vec<LogLine>> {
-        let ids: HashSet<&WorkloadId> = lines.iter().map(|line| &line.workload_id).collect();
-        let existing: HashSet<WorkloadId> = workload::Entity::find()
+        let existing = self
+            .existing_workloads(lines.iter().map(|line| &line.workload_id))
+            .await?;
+        Ok(lines
+            .iter()
+            .filter(|line| existing.contains(&line.workload_id))
+            .cloned()
+            .collect())
+    }
+
+    /// Those of `ids` that name a workload that exists.
+    pub(super) async fn existing_workloads(
+        &self,
+        ids: impl IntoIterator<Item = &WorkloadId>,
+    ) -> StoreResult<HashSet<WorkloadId>> {
+        let ids: HashSet<&WorkloadId> = ids.into_iter().collect();
+        Ok(workload::Entity::find()
             .select_only()
             .column(workload::Column::Id)
             .filter(workload::Column::Id.is_in(ids.into_iter().cloned()))
             .into_tuple()
             .all(&self.db)
             .await
-            .map_err(database("finding the workloads of log lines"))?
+            .map_err(database("finding which workloads exist"))?
             .into_iter()
-            .collect();
-        Ok(lines
-            .iter()
-            .filter(|line| existing.contains(&line.workload_id))
-            .cloned()
             .collect())
     }
 

@@ -3,6 +3,7 @@
 mod access;
 mod actor;
 mod fleet;
+mod health;
 mod integrity;
 mod nodes;
 mod ownership;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(scheduling::AddNodeScheduling),
             Box::new(fleet::AddFleetOperations),
             Box::new(actor::AddEventActor),
+            Box::new(health::AddHealthChecks),
         ]
     }
 }

@@ -6,6 +6,7 @@ mod convert;
 mod entities;
 mod events;
 mod fleet;
+mod health;
 mod logs;
 mod migration;
 mod nodes;

@@ -9,7 +9,9 @@ use std::{
     time::SystemTime,
 };
 
-use slipway_sdk::proto::{Deployment, Event, EventType, LogEntry, Node, Stage, Workload};
+use slipway_sdk::proto::{
+    Deployment, Event, EventType, HealthHistory, LogEntry, Node, Stage, Workload,
+};
 
 use super::actions::{NodeActionKind, WorkloadAction};
 
@@ -93,7 +95,7 @@ pub enum Update {
         revision: u64,
     },
     Event(Event),
-    Deployment(Deployment),
+    Deployment(Box<Deployment>),
     Nodes(Vec<Node>),
     /// A line of the detail workload's log.
     Log {
@@ -104,6 +106,11 @@ pub enum Update {
     History {
         workload_id: String,
         event: Event,
+    },
+    /// The detail workload's liveness checks of the last hour, as last read.
+    Checks {
+        workload_id: String,
+        history: HealthHistory,
     },
     /// An operation's workload (or node) reached `stage`.
     Progress {
@@ -172,6 +179,8 @@ pub struct Detail {
     pub workload_id: String,
     pub logs: VecDeque<LogEntry>,
     pub history: Vec<HistoryPoint>,
+    /// Its liveness checks of the last hour, once read.
+    pub checks: Option<HealthHistory>,
 }
 
 /// The whole state of the UI.
@@ -281,7 +290,7 @@ impl App {
             }
             Update::Event(event) => self.apply_event(event),
             Update::Deployment(deployment) => {
-                self.deployments.insert(deployment.id.clone(), deployment);
+                self.deployments.insert(deployment.id.clone(), *deployment);
             }
             Update::Nodes(nodes) => self.nodes = nodes,
             Update::Log { workload_id, entry } => {
@@ -297,6 +306,14 @@ impl App {
                     (self.detail_of(&workload_id), event.workload.as_ref())
                 {
                     record_history(detail, &event, workload);
+                }
+            }
+            Update::Checks {
+                workload_id,
+                history,
+            } => {
+                if let Some(detail) = self.detail_of(&workload_id) {
+                    detail.checks = Some(history);
                 }
             }
             Update::Progress { target, stage } => {

@@ -11,8 +11,8 @@ use futures::{Stream, StreamExt};
 use slipway_sdk::{
     Client, ClientBuilder, Error, Progress,
     proto::{
-        Event, EventType, ListWorkloadsRequest, LogEntry, Stage, StreamLogsRequest,
-        WatchEventsRequest, Workload,
+        Event, EventType, GetHealthHistoryRequest, ListWorkloadsRequest, LogEntry, Stage,
+        StreamLogsRequest, WatchEventsRequest, Workload,
     },
 };
 use tokio::{
@@ -116,7 +116,7 @@ pub async fn run(
                     let _ = updates.send(Update::Event(event)).await;
                     if let (Some(id), Some(client)) = (created, &client) {
                         if let Ok(deployment) = client.get_deployment(&id).await {
-                            let _ = updates.send(Update::Deployment(deployment)).await;
+                            let _ = updates.send(Update::Deployment(Box::new(deployment))).await;
                         }
                     }
                 }
@@ -456,6 +456,48 @@ async fn open_logs(
 /// that ended (the workload rests stopped or failed) is opened again when an
 /// event shows the workload on its way again.
 async fn follow_detail(client: Client, workload_id: String, updates: mpsc::Sender<Update>) {
+    let checks = tokio::spawn(follow_checks(
+        client.clone(),
+        workload_id.clone(),
+        updates.clone(),
+    ));
+    follow_log_and_events(client, workload_id, updates).await;
+    checks.abort();
+}
+
+/// How often the detail view reads the workload's health history again.
+const CHECKS_REFRESH: Duration = Duration::from_secs(2);
+
+/// Reads the workload's liveness checks of the last hour every
+/// [`CHECKS_REFRESH`] until aborted (or the workload is gone).
+async fn follow_checks(client: Client, workload_id: String, updates: mpsc::Sender<Update>) {
+    let mut ticks = tokio::time::interval(CHECKS_REFRESH);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let request = GetHealthHistoryRequest {
+            workload_id: workload_id.clone(),
+            window_seconds: 3600,
+            limit: 10,
+        };
+        match client.health_history_with(request).await {
+            Ok(history) => {
+                let update = Update::Checks {
+                    workload_id: workload_id.clone(),
+                    history,
+                };
+                if updates.send(update).await.is_err() {
+                    return;
+                }
+            }
+            Err(Error::NotFound { .. }) => return,
+            // Disconnected: the next tick tries again.
+            Err(_) => {}
+        }
+    }
+}
+
+async fn follow_log_and_events(client: Client, workload_id: String, updates: mpsc::Sender<Update>) {
     let mut next_seq: Option<u64> = None;
     let mut revision = 0u64;
     let mut failures = 0u32;

@@ -52,6 +52,14 @@ impl Theme {
         }
     }
 
+    pub fn deployment(self, state: slipway_server::domain::DeploymentHealthState) -> Style {
+        match state {
+            slipway_server::domain::DeploymentHealthState::Healthy => self.paint(Color::Green),
+            slipway_server::domain::DeploymentHealthState::Degraded => self.paint(Color::Yellow),
+            slipway_server::domain::DeploymentHealthState::Unavailable => self.paint(Color::Red),
+        }
+    }
+
     pub fn error(self) -> Style {
         self.paint(Color::Red)
     }

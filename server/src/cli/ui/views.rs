@@ -12,10 +12,11 @@ use slipway_sdk::proto::{
 };
 
 use super::{
-    app::App,
+    app::{App, Detail},
     render::{Theme, age, fit},
 };
 use crate::cli::output::{escape_controls, short_id, to_datetime};
+use slipway_server::domain::{self, DeploymentHealth, WorkloadState};
 
 fn stage_label(stage: i32) -> &'static str {
     Stage::try_from(stage).map_or("unspecified", Stage::label)
@@ -157,22 +158,32 @@ pub fn deployments(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 .iter()
                 .filter(|workload| workload.stage == Stage::Running as i32)
                 .count();
-            Line::raw(format!(
-                "  {} {} {} {} {} {}",
-                fit(&deployment.name, 20),
-                fit(short_id(&deployment.id), 12),
-                fit(
-                    if deployment.project.is_empty() {
-                        "-"
-                    } else {
-                        &deployment.project
-                    },
-                    12
+            let health = deployment_health(&of_it);
+            Line::from(vec![
+                Span::raw(format!(
+                    "  {} {} {} {} {} ",
+                    fit(&deployment.name, 16),
+                    fit(short_id(&deployment.id), 12),
+                    fit(
+                        if deployment.project.is_empty() {
+                            "-"
+                        } else {
+                            &deployment.project
+                        },
+                        10
+                    ),
+                    fit(runtime, 8),
+                    fit(&format!("{running}/{}", of_it.len()), 8),
+                )),
+                Span::styled(
+                    fit(health.state.as_str(), 11),
+                    theme.deployment(health.state),
                 ),
-                fit(runtime, 8),
-                fit(&format!("{running}/{}", of_it.len()), 9),
-                fit(&age(app.now, deployment.created_at.as_ref()), 5),
-            ))
+                Span::raw(format!(
+                    " {}",
+                    fit(&age(app.now, deployment.created_at.as_ref()), 5)
+                )),
+            ])
         })
         .collect();
     table(
@@ -180,17 +191,76 @@ pub fn deployments(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         area,
         theme,
         format!(
-            "  {} {} {} {} {} AGE",
-            fit("NAME", 20),
+            "  {} {} {} {} {} {} AGE",
+            fit("NAME", 16),
             fit("ID", 12),
-            fit("PROJECT", 12),
+            fit("PROJECT", 10),
             fit("RUNTIME", 8),
-            fit("RUNNING", 9)
+            fit("RUNNING", 8),
+            fit("HEALTH", 11)
         ),
         rows,
         Some(app.selected_index()),
         "no deployments",
     );
+}
+
+/// The detail's liveness checks: uptime over the last hour, and the last few
+/// checks, oldest first (`+` passed, `x` failed), then why the last failed.
+fn checks_line(detail: &Detail, theme: Theme) -> Line<'static> {
+    let Some(history) = &detail.checks else {
+        return Line::styled("  checks: reading…", theme.dim());
+    };
+    let Some(uptime) = history.uptime else {
+        return Line::styled("  checks: no liveness check in the last hour", theme.dim());
+    };
+    let marks: String = history
+        .checks
+        .iter()
+        .rev()
+        .map(|check| if check.passed { '+' } else { 'x' })
+        .collect();
+    let mut spans = vec![Span::raw(format!(
+        "  checks: {:.1}% of {} passed (1h), last {} ",
+        uptime * 100.0,
+        history.total_checks,
+        history
+            .checks
+            .first()
+            .map_or("-".to_owned(), |check| clock(check.checked_at.as_ref())),
+    ))];
+    spans.push(Span::styled(marks, theme.dim()));
+    if let Some(failed) = history.checks.iter().find(|check| !check.passed) {
+        spans.push(Span::styled(
+            format!("  {}", escape_controls(&failed.reason)),
+            theme.error(),
+        ));
+    }
+    Line::from(spans)
+}
+
+/// A deployment's health from the workloads the UI holds (live from events),
+/// by the server's own rule.
+fn deployment_health(workloads: &[&Workload]) -> DeploymentHealth {
+    let states: Vec<WorkloadState> = workloads
+        .iter()
+        .filter_map(|workload| {
+            Some(WorkloadState {
+                id: short_id(&workload.id),
+                stage: domain::Stage::parse(stage_label(workload.stage))?,
+                health: domain::Health::parse(health_label(workload.health)).unwrap_or_default(),
+                restart_pending: workload.next_restart_at.is_some(),
+                error: Some(workload.error.as_str()).filter(|error| !error.is_empty()),
+                pending_reason: Some(workload.pending_reason.as_str())
+                    .filter(|reason| !reason.is_empty()),
+                updated_at: workload
+                    .updated_at
+                    .as_ref()
+                    .map_or(0, |at| at.seconds * 1_000_000 + i64::from(at.nanos / 1000)),
+            })
+        })
+        .collect();
+    domain::deployment_health(&states)
 }
 
 fn node_state(node: &Node) -> &'static str {
@@ -425,6 +495,7 @@ pub fn detail(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             Span::styled(health_label(point.health), theme.health(point.health)),
         ]));
     }
+    lines.push(checks_line(detail, theme));
     lines.push(Line::styled("Log (following)", theme.heading()));
     let room = usize::from(area.height).saturating_sub(lines.len());
     if detail.logs.is_empty() && room > 0 {

@@ -16,8 +16,8 @@ use ratatui::{
     crossterm::event::{KeyCode, KeyEvent, KeyModifiers},
 };
 use slipway_sdk::proto::{
-    Action, Deployment, Event, EventType, Health, LogEntry, Node, NodeScheduling, NodeState, Stage,
-    Stream, Workload,
+    Action, Deployment, Event, EventType, Health, HealthCheckResult, HealthHistory, LogEntry, Node,
+    NodeScheduling, NodeState, Stage, Stream, Workload,
 };
 
 use super::app::{App, Update};
@@ -174,6 +174,34 @@ pub fn with_detail_streams(app: &mut App) {
             event: event(revision, EventType::WorkloadUpdated, &step, ago),
         });
     }
+    // Liveness checks, newest first: two passed after one that failed.
+    let checks = [
+        (true, 4, ""),
+        (true, 9, ""),
+        (false, 14, "GET /health: status 503"),
+    ]
+    .into_iter()
+    .map(|(passed, ago, reason)| HealthCheckResult {
+        checked_at: at(ago),
+        passed,
+        response_time_us: 1500,
+        reason: reason.to_owned(),
+        generation: 2,
+    })
+    .collect();
+    app.apply(Update::Checks {
+        workload_id: WEB.to_owned(),
+        history: HealthHistory {
+            workload_id: WEB.to_owned(),
+            checks,
+            since: at(3600),
+            total_checks: 120,
+            passed_checks: 90,
+            uptime: Some(0.75),
+            mean_response_time_us: 1500,
+            health: Health::Healthy as i32,
+        },
+    });
     for (seq, line) in [
         (1, "listening on 127.0.0.1:3100"),
         (2, "GET /health 200"),
