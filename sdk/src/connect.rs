@@ -20,7 +20,7 @@ pub(crate) type AuthedChannel = InterceptedService<Channel, Credentials>;
 
 /// Builds a [`Client`]: `Client::builder(url).token(token).connect().await`.
 ///
-/// URLs: `http://HOST:PORT`; `https://HOST:PORT` (TLS: the server's
+/// URLs: `http://HOST:PORT` (or just `HOST:PORT`); `https://HOST:PORT` (TLS: the server's
 /// certificate is checked against [`ca_certificate`](Self::ca_certificate), or
 /// the system's roots without one); `unix:///PATH` (the server's Unix socket,
 /// where a caller without a token is the local administrator).
@@ -47,8 +47,15 @@ impl fmt::Debug for ClientBuilder {
 
 impl ClientBuilder {
     pub(crate) fn new(url: impl Into<String>) -> ClientBuilder {
+        let url = url.into();
+        // `HOST:PORT` without a scheme, as Docker's `-H` takes it: plaintext HTTP/2.
+        let url = if url.contains("://") {
+            url
+        } else {
+            format!("http://{url}")
+        };
         ClientBuilder {
-            url: url.into(),
+            url,
             token: None,
             ca_certificate: None,
             identity: None,

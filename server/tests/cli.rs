@@ -318,7 +318,18 @@ async fn run_takes_dockers_restart_policies_and_reports_an_image_that_cannot_be_
     .expect("ends in time")
     .expect("runs");
     assert_eq!(unreachable.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("slipway serve"));
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(stderr.contains("slipway serve"), "{stderr}");
+    // The cause is named, not only that the call failed.
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
+
+    // HOST:PORT without a scheme, as Docker's -H takes it.
+    let address = harness.url().trim_start_matches("http://").to_owned();
+    let listed = harness.cli_ok(&["ps", "-a", "--server", &address]).await;
+    assert!(listed.contains("STAGE"), "{listed}");
 
     let completion = harness.cli_ok(&["completion", "bash"]).await;
     assert!(completion.contains("slipway"), "{completion}");
@@ -350,5 +361,114 @@ async fn nodes_lists_this_server_as_the_one_active_node() {
     let missing = harness.cli(&["node", "inspect", "nowhere"]).await;
     assert_ne!(missing.code, 0);
     assert!(missing.stderr.contains("not found"), "{}", missing.stderr);
+    harness.stop().await;
+}
+
+/// The server's own log, written to a file (not a terminal), is plain text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_log_has_no_colour_codes_off_a_terminal() {
+    let data = tempfile::TempDir::new().expect("data dir");
+    let log_path = data.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut server = tokio::process::Command::new(cli_support::SLIPWAY)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--port-range",
+            "3990-3999",
+        ])
+        .arg("--data-dir")
+        .arg(data.path().join("data"))
+        .arg("--root")
+        .arg(data.path())
+        .stderr(log)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve");
+    cli_support::eventually("the server says it serves", || {
+        let log_path = log_path.clone();
+        async move {
+            std::fs::read_to_string(&log_path).is_ok_and(|text| text.contains("slipway is serving"))
+        }
+    })
+    .await;
+    let text = std::fs::read_to_string(&log_path).expect("read the log");
+    assert!(!text.contains('\u{1b}'), "colour codes in a file:\n{text}");
+    server.kill().await.expect("kill");
+}
+
+/// `logs` filters as Docker users expect: `-n`, `--stdout-only`,
+/// `--stderr-only`, `--no-system`, `--until`; `events --since`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_events_filter_by_stream_and_time() {
+    let harness = Harness::start().await;
+    let id = run_detached(
+        &harness,
+        "streams",
+        "echo out 1; echo err 1 >&2; echo out 2; echo err 2 >&2; while :; do sleep 1; done",
+    )
+    .await;
+    wait_for_line(&harness, &id, "out 2").await;
+    wait_for_line(&harness, &id, "err 2").await;
+
+    let lines = |text: String| text.lines().map(str::to_owned).collect::<Vec<_>>();
+    let all = lines(harness.cli_ok(&["logs", &id]).await);
+    assert!(
+        all.iter().any(|line| line.starts_with("[slipway]")),
+        "{all:?}"
+    );
+    // Two pipes: their lines interleave as they were read, each in its order.
+    let mut own = lines(harness.cli_ok(&["logs", "--no-system", &id]).await);
+    own.sort();
+    assert_eq!(own, ["err 1", "err 2", "out 1", "out 2"]);
+    assert_eq!(
+        lines(harness.cli_ok(&["logs", "--stdout-only", &id]).await),
+        ["out 1", "out 2"]
+    );
+    assert_eq!(
+        lines(
+            harness
+                .cli_ok(&["logs", "--stderr-only", "-n", "1", &id])
+                .await
+        ),
+        ["err 2"]
+    );
+    // Everything so far is newer than an hour ago.
+    assert!(
+        harness
+            .cli_ok(&["logs", "--until", "1h", &id])
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        lines(
+            harness
+                .cli_ok(&[
+                    "logs",
+                    "--no-system",
+                    "--since",
+                    "1h",
+                    "--until",
+                    "2099-01-01T00:00:00Z",
+                    &id
+                ])
+                .await
+        )
+        .len(),
+        4
+    );
+    let both = harness
+        .cli(&["logs", "--stdout-only", "--stderr-only", &id])
+        .await;
+    assert_eq!(both.code, 2, "{both:?}");
+
+    let recent = harness.cli_ok(&["events", "--since", "1h"]).await;
+    assert!(recent.contains("workload_created"), "{recent}");
+    let future = harness
+        .cli_ok(&["events", "--since", "2099-01-01T00:00:00Z"])
+        .await;
+    assert_eq!(future.lines().count(), 1, "only the header: {future}");
     harness.stop().await;
 }

@@ -232,7 +232,10 @@ async fn an_agent_runs_a_service_reads_its_logs_and_stops_it() {
     let gotten = call_ok(&session, "get_workload", json!({ "workload": id })).await;
     assert_eq!(gotten["deployment"]["name"], "greeter");
     // Stopped, and with no liveness check: nothing up, no checks.
-    assert_eq!(gotten["deployment_health"]["state"], "unavailable", "{gotten:#}");
+    assert_eq!(
+        gotten["deployment_health"]["state"], "unavailable",
+        "{gotten:#}"
+    );
     assert_eq!(gotten["liveness_last_hour"]["checks"], 0, "{gotten:#}");
 
     // Restart runs it again as generation 2; start by name then finds it running.

@@ -9,7 +9,7 @@ use slipway_sdk::{
 use super::{
     args::{AuditArgs, TokenCommand},
     error::{CliError, EXIT_OK},
-    logs::{parse_duration_seconds, parse_since},
+    logs::{parse_duration_seconds, parse_time},
     output::{Printer, print_table, rfc3339},
 };
 
@@ -117,7 +117,7 @@ pub async fn token(
 pub async fn audit(client: &Client, printer: Printer, args: AuditArgs) -> Result<u8, CliError> {
     let since = match &args.since {
         Some(text) => {
-            let time = parse_since(text, Utc::now())?;
+            let time = parse_time("--since", text, Utc::now())?;
             Some(slipway_sdk::prost_types::Timestamp {
                 seconds: time.timestamp(),
                 nanos: 0,

@@ -504,8 +504,8 @@ pub struct LogsArgs {
     #[arg(short = 'f', long)]
     pub follow: bool,
 
-    /// Only the last N lines.
-    #[arg(long, value_name = "N")]
+    /// Only the last N lines (of those the other filters keep).
+    #[arg(short = 'n', long, value_name = "N")]
     pub tail: Option<u32>,
 
     /// Only lines since a duration ago (`30s`, `10m`, `2h`, `1d`, `1h30m`) or a
@@ -513,13 +513,26 @@ pub struct LogsArgs {
     #[arg(long, value_name = "DURATION|TIME")]
     pub since: Option<String>,
 
+    /// Only lines before a duration ago or a time (as --since); the output ends
+    /// at the first line after it, -f too.
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub until: Option<String>,
+
     /// Prefix each line with its time (RFC 3339).
     #[arg(short = 't', long)]
     pub timestamps: bool,
 
     /// Only the workload's standard error.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["stdout_only", "no_system"])]
     pub stderr_only: bool,
+
+    /// Only the workload's standard output.
+    #[arg(long, conflicts_with = "no_system")]
+    pub stdout_only: bool,
+
+    /// Only the workload's own output: not Slipway's lines about it.
+    #[arg(long)]
+    pub no_system: bool,
 
     #[command(flatten)]
     pub control_chars: ControlCharArgs,
@@ -589,6 +602,10 @@ pub struct EventsArgs {
     /// Only events after this revision (0: all that are retained).
     #[arg(long, value_name = "R", default_value_t = 0)]
     pub since_revision: u64,
+
+    /// Only events since a duration ago (`10m`, `2h`, `1h30m`) or a time (RFC 3339).
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
 
     /// Keep printing new events until interrupted.
     #[arg(short = 'f', long)]

@@ -10,7 +10,7 @@ use super::{
     args::{EventsArgs, InspectArgs, PsArgs},
     error::{CliError, EXIT_OK},
     output::outln,
-    output::{Printer, age, print_table, rfc3339, short_id},
+    output::{Printer, age, print_table, rfc3339, short_id, to_datetime},
     resolve::{Catalog, is_active},
     view::{DeploymentView, EventView, WorkloadView, event_type_label},
 };
@@ -122,6 +122,11 @@ pub async fn events(client: &Client, printer: Printer, args: EventsArgs) -> Resu
         Some(target) => catalog.resolve_workload(target)?.id,
         None => String::new(),
     };
+    let since = args
+        .since
+        .as_deref()
+        .map(|text| super::logs::parse_time("--since", text, chrono::Utc::now()))
+        .transpose()?;
     // The revision of "now": without -f the command ends once it has printed it.
     let current_revision = client
         .list_workloads(ListWorkloadsRequest {
@@ -167,7 +172,13 @@ pub async fn events(client: &Client, printer: Printer, args: EventsArgs) -> Resu
             events_done = !args.follow && event.revision >= current_revision;
             continue;
         }
-        print_event(printer, &catalog, &event)?;
+        let before_since = match (&since, event.timestamp.as_ref().and_then(to_datetime)) {
+            (Some(since), Some(time)) => time < *since,
+            _ => false,
+        };
+        if !before_since {
+            print_event(printer, &catalog, &event)?;
+        }
         events_done = !args.follow && event.revision >= current_revision;
     }
     Ok(EXIT_OK)

@@ -1,5 +1,7 @@
-//! `slipway logs`: stored lines, then live ones with -f. `--since` and
-//! `--stderr-only` filter on the client (the server has no such filters yet).
+//! `slipway logs`: stored lines, then live ones with -f. The server filters by
+//! time (`--since`) and stream (`--stderr-only`, `--stdout-only`,
+//! `--no-system`) and takes the tail of what passes; `--until` ends the output
+//! at the first line after it.
 
 use std::io::Write;
 
@@ -23,23 +25,18 @@ use super::{
 pub struct LineFilter {
     /// Only lines at or after this time.
     pub since: Option<DateTime<Utc>>,
-    /// Only the workload's standard error.
-    pub stderr_only: bool,
+    /// Only lines before this time: the output ends at the first line after it.
+    pub until: Option<DateTime<Utc>>,
+    /// Only lines of these streams (all when empty).
+    pub streams: Vec<Stream>,
 }
 
 impl LineFilter {
-    fn is_empty(&self) -> bool {
-        self.since.is_none() && !self.stderr_only
-    }
-
-    fn keeps(&self, entry: &LogEntry) -> bool {
-        if self.stderr_only && entry.stream() != Stream::Stderr {
-            return false;
-        }
-        match (&self.since, entry.timestamp.as_ref().and_then(to_datetime)) {
-            (Some(since), Some(time)) => time >= *since,
-            (Some(_), None) => false,
-            (None, _) => true,
+    /// Whether `entry` comes after `until`, where the output ends.
+    fn is_past(&self, entry: &LogEntry) -> bool {
+        match (&self.until, entry.timestamp.as_ref().and_then(to_datetime)) {
+            (Some(until), Some(time)) => time > *until,
+            _ => false,
         }
     }
 }
@@ -66,13 +63,28 @@ impl LineStyle {
 
 /// `slipway logs`.
 pub async fn logs(client: &Client, printer: Printer, args: LogsArgs) -> Result<u8, CliError> {
+    let now = Utc::now();
+    let streams = if args.stderr_only {
+        vec![Stream::Stderr]
+    } else if args.stdout_only {
+        vec![Stream::Stdout]
+    } else if args.no_system {
+        vec![Stream::Stdout, Stream::Stderr]
+    } else {
+        Vec::new()
+    };
     let filter = LineFilter {
         since: args
             .since
             .as_deref()
-            .map(|text| parse_since(text, Utc::now()))
+            .map(|text| parse_time("--since", text, now))
             .transpose()?,
-        stderr_only: args.stderr_only,
+        until: args
+            .until
+            .as_deref()
+            .map(|text| parse_time("--until", text, now))
+            .transpose()?,
+        streams,
     };
     let catalog = Catalog::load(client).await?;
     let workload = catalog.resolve_workload(&args.target)?;
@@ -92,35 +104,21 @@ pub async fn print_logs(
     style: LineStyle,
 ) -> Result<(), CliError> {
     let stream_error = |error| CliError::server("cannot read the log", error);
-    let mut request = StreamLogsRequest {
+    let request = StreamLogsRequest {
         workload_id: workload_id.to_owned(),
         follow,
+        tail,
+        since: filter.since.map(|since| prost_types::Timestamp {
+            seconds: since.timestamp(),
+            nanos: since.timestamp_subsec_nanos() as i32,
+        }),
+        streams: filter.streams.iter().map(|stream| *stream as i32).collect(),
         ..StreamLogsRequest::default()
     };
-    match tail {
-        // The server's tail counts every line: filter all stored lines here, keep
-        // the last ones, then follow from the next seq.
-        Some(tail) if !filter.is_empty() => {
-            let stored = client.all_logs(workload_id).await.map_err(stream_error)?;
-            let next_seq = stored.last().map_or(0, |entry| entry.seq + 1);
-            let kept: Vec<&LogEntry> = stored.iter().filter(|entry| filter.keeps(entry)).collect();
-            let skip = kept.len().saturating_sub(tail as usize);
-            for entry in kept.into_iter().skip(skip) {
-                if !print_line(style, entry)? {
-                    return Ok(());
-                }
-            }
-            if !follow {
-                return Ok(());
-            }
-            request.from_seq = next_seq;
-        }
-        tail => request.tail = tail,
-    }
     let mut lines = Box::pin(client.stream_logs(request).await.map_err(stream_error)?);
     while let Some(entry) = lines.next().await {
         let entry = entry.map_err(stream_error)?;
-        if filter.keeps(&entry) && !print_line(style, &entry)? {
+        if filter.is_past(&entry) || !print_line(style, &entry)? {
             return Ok(());
         }
     }
@@ -153,21 +151,21 @@ fn write_stdout(text: &str) -> bool {
     writeln!(stdout, "{text}").is_ok() && stdout.flush().is_ok()
 }
 
-/// Parses `--since`: a duration ago (`30s`, `10m`, `2h`, `1d`, `1h30m`) or an
-/// RFC 3339 time.
-pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CliError> {
+/// Parses `--since` or `--until` (`flag`): a duration ago (`30s`, `10m`,
+/// `2h`, `1d`, `1h30m`) or an RFC 3339 time.
+pub fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CliError> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.with_timezone(&Utc));
     }
     let seconds = parse_duration_seconds(text).ok_or_else(|| {
         CliError::usage(format!(
-            "--since {text:?}: expected a duration like 30s, 10m, 2h, 1d or 1h30m, or a time like 2025-01-31T12:00:00Z"
+            "{flag} {text:?}: expected a duration like 30s, 10m, 2h, 1d or 1h30m, or a time like 2025-01-31T12:00:00Z"
         ))
     })?;
     let ago = chrono::Duration::try_seconds(seconds)
-        .ok_or_else(|| CliError::usage(format!("--since {text:?} is too long ago")))?;
+        .ok_or_else(|| CliError::usage(format!("{flag} {text:?} is too long ago")))?;
     now.checked_sub_signed(ago)
-        .ok_or_else(|| CliError::usage(format!("--since {text:?} is too long ago")))
+        .ok_or_else(|| CliError::usage(format!("{flag} {text:?} is too long ago")))
 }
 
 /// `1h30m` → 5400; `None` unless the text is one or more NUMBER UNIT pairs.
@@ -215,28 +213,29 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2025-01-31T12:00:00Z")
             .map(|time| time.with_timezone(&Utc))
             .unwrap_or_default();
-        let ago = parse_since("10m", now).map(|time| time.to_rfc3339()).ok();
+        let ago = parse_time("--since", "10m", now)
+            .map(|time| time.to_rfc3339())
+            .ok();
         assert_eq!(ago.as_deref(), Some("2025-01-31T11:50:00+00:00"));
-        let at = parse_since("2025-01-30T08:00:00+01:00", now)
+        let at = parse_time("--since", "2025-01-30T08:00:00+01:00", now)
             .map(|time| time.to_rfc3339())
             .ok();
         assert_eq!(at.as_deref(), Some("2025-01-30T07:00:00+00:00"));
-        assert!(parse_since("yesterday", now).is_err());
+        assert!(parse_time("--since", "yesterday", now).is_err());
     }
 
     #[test]
-    fn the_filter_keeps_stderr_lines_after_the_cutoff() {
-        let entry = |stream: Stream, seconds: i64| LogEntry {
-            stream: stream as i32,
+    fn until_ends_the_output_after_its_time() {
+        let entry = |seconds: i64| LogEntry {
             timestamp: Some(prost_types::Timestamp { seconds, nanos: 0 }),
             ..LogEntry::default()
         };
         let filter = LineFilter {
-            since: DateTime::from_timestamp(100, 0),
-            stderr_only: true,
+            until: DateTime::from_timestamp(100, 0),
+            ..LineFilter::default()
         };
-        assert!(filter.keeps(&entry(Stream::Stderr, 100)));
-        assert!(!filter.keeps(&entry(Stream::Stderr, 99)));
-        assert!(!filter.keeps(&entry(Stream::Stdout, 200)));
+        assert!(!filter.is_past(&entry(100)));
+        assert!(filter.is_past(&entry(101)));
+        assert!(!LineFilter::default().is_past(&entry(101)));
     }
 }
