@@ -472,3 +472,93 @@ async fn logs_and_events_filter_by_stream_and_time() {
     assert_eq!(future.lines().count(), 1, "only the header: {future}");
     harness.stop().await;
 }
+
+/// `run` takes Docker's --env-file, --secret(-file), --stop-signal,
+/// --stop-timeout, --readiness and --rm, and a foreground run exits with the
+/// workload's own exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_takes_dockers_env_secret_stop_and_rm_flags_and_exits_with_the_code() {
+    let harness = Harness::start().await;
+    let files = tempfile::TempDir::new().expect("files");
+    let env_file = files.path().join("app.env");
+    std::fs::write(&env_file, "# settings\nGREETING=hello\n\nTARGET=world\n").expect("env file");
+    let secret_file = files.path().join("token");
+    std::fs::write(&secret_file, "file-secret-value\n").expect("secret file");
+    let env_file = env_file.display().to_string();
+    let secret = format!("TOKEN={}", secret_file.display());
+    let output = harness
+        .cli(&[
+            "run",
+            "--name",
+            "once",
+            "--rm",
+            "--env-file",
+            &env_file,
+            "-e",
+            "TARGET=everyone",
+            "--secret",
+            "PASSWORD=flag-secret-value",
+            "--secret-file",
+            &secret,
+            "--stop-signal",
+            "SIGINT",
+            "--stop-timeout",
+            "3",
+            "--readiness",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$GREETING $TARGET\"; echo \"p=$PASSWORD t=$TOKEN\"; sleep 0.5; exit 7",
+        ])
+        .await;
+    assert_eq!(output.code, 7, "{output:?}");
+    assert!(output.stdout.contains("hello everyone"), "{output:?}");
+    assert!(
+        output.stdout.contains("p=******** t=********"),
+        "{output:?}"
+    );
+    for secret in ["flag-secret-value", "file-secret-value"] {
+        assert!(
+            !output.stdout.contains(secret) && !output.stderr.contains(secret),
+            "{output:?}"
+        );
+    }
+    // --rm: nothing is left.
+    let deployments = harness.cli_ok(&["deployments"]).await;
+    assert!(!deployments.contains("once"), "{deployments}");
+
+    // The spec got the stop settings (kept without --rm).
+    harness
+        .cli_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "kept",
+            "--stop-signal",
+            "SIGINT",
+            "--stop-timeout",
+            "3",
+            "--readiness",
+            "none",
+            "--",
+            "sleep",
+            "60",
+        ])
+        .await;
+    let inspected: serde_json::Value =
+        serde_json::from_str(&harness.cli_ok(&["inspect", "kept"]).await).expect("json");
+    let spec = &inspected["deployment"]["spec"];
+    assert_eq!(spec["stop_signal"], "SIGINT", "{spec}");
+    assert_eq!(spec["stop_grace_period_seconds"], 3, "{spec}");
+    assert_eq!(spec["readiness"], "none", "{spec}");
+
+    let bad = harness
+        .cli(&["run", "--readiness", "maybe", "--", "true"])
+        .await;
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("--readiness"), "{bad:?}");
+    let both = harness.cli(&["run", "-d", "--rm", "--", "true"]).await;
+    assert_eq!(both.code, 2, "{both:?}");
+    harness.stop().await;
+}

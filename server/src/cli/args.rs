@@ -370,6 +370,40 @@ pub struct RunArgs {
     #[command(flatten)]
     pub health: HealthCheckArgs,
 
+    /// Environment variables from a file: NAME=VALUE lines (blank lines and
+    /// `#` comments skipped; a bare NAME takes this shell's value), as
+    /// Docker's --env-file (repeatable; -e wins).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// A secret environment variable, NAME=VALUE: passed to the workload,
+    /// never shown (masked in logs and the API) (repeatable).
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    pub secret: Vec<(String, String)>,
+
+    /// A secret environment variable from a file, NAME=PATH (its content, a
+    /// final newline dropped) (repeatable).
+    #[arg(long, value_name = "NAME=PATH", value_parser = parse_key_value)]
+    pub secret_file: Vec<(String, String)>,
+
+    /// The first signal of a stop (default SIGTERM), as Docker's --stop-signal.
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+
+    /// Seconds between the stop signal and SIGKILL, as Docker's --stop-timeout.
+    #[arg(long, value_name = "SECONDS")]
+    pub stop_timeout: Option<u32>,
+
+    /// When the workload counts as RUNNING: `tcp` (its port accepts; the
+    /// default with --port), `http:/PATH` (a 2xx/3xx answer) or `none`.
+    #[arg(long, value_name = "tcp|http:/PATH|none")]
+    pub readiness: Option<String>,
+
+    /// Remove the workload and its deployment once the foreground run ends
+    /// (as Docker's --rm); not with -d.
+    #[arg(long, conflicts_with = "detach")]
+    pub rm: bool,
+
     /// Return once the workload is RUNNING and print its id.
     #[arg(short = 'd', long)]
     pub detach: bool,

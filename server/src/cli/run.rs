@@ -226,8 +226,11 @@ pub fn check_args(args: &RunArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The deployment request `slipway run` sends.
-pub fn deployment_request(args: &RunArgs) -> slipway_sdk::proto::CreateDeploymentRequest {
+/// The deployment request `slipway run` sends; env and secret files are read
+/// here.
+pub fn deployment_request(
+    args: &RunArgs,
+) -> Result<slipway_sdk::proto::CreateDeploymentRequest, CliError> {
     let mut builder =
         DeploymentBuilder::new(args.name.clone().unwrap_or_default()).service_path(&args.path);
     if !args.command.is_empty() {
@@ -239,8 +242,48 @@ pub fn deployment_request(args: &RunArgs) -> slipway_sdk::proto::CreateDeploymen
     if let Some(dockerfile) = &args.dockerfile {
         builder = builder.dockerfile(dockerfile);
     }
+    for path in &args.env_file {
+        for (name, value) in read_env_file(path)? {
+            builder = builder.env(name, value);
+        }
+    }
     for (name, value) in &args.env {
         builder = builder.env(name, value);
+    }
+    for (name, value) in &args.secret {
+        builder = builder.secret_env(name, value);
+    }
+    for (name, path) in &args.secret_file {
+        let value = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            context: "cannot read the secret file",
+            path: path.into(),
+            source,
+        })?;
+        let value = value
+            .strip_suffix('\n')
+            .map(|value| value.strip_suffix('\r').unwrap_or(value))
+            .unwrap_or(&value);
+        builder = builder.secret_env(name, value);
+    }
+    if let Some(signal) = &args.stop_signal {
+        builder = builder.stop_signal(signal);
+    }
+    if let Some(seconds) = args.stop_timeout {
+        builder = builder.stop_grace_period_seconds(seconds);
+    }
+    if let Some(readiness) = &args.readiness {
+        builder = match readiness.as_str() {
+            "tcp" => builder.tcp_readiness(),
+            "none" => builder.no_readiness(),
+            other => match other.strip_prefix("http:") {
+                Some(path) if path.starts_with('/') => builder.http_readiness(path),
+                _ => {
+                    return Err(CliError::usage(format!(
+                        "--readiness {other:?}: expected tcp, none or http:/PATH"
+                    )));
+                }
+            },
+        };
     }
     for (key, value) in &args.labels {
         builder = builder.label(key, value);
@@ -278,7 +321,44 @@ pub fn deployment_request(args: &RunArgs) -> slipway_sdk::proto::CreateDeploymen
         }
         builder = builder.liveness(check);
     }
-    builder.build()
+    Ok(builder.build())
+}
+
+/// The variables of a Docker-style env file: `NAME=VALUE` lines, blank lines
+/// and `#` comments skipped, a bare `NAME` taking this shell's value (left out
+/// when unset).
+fn read_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        context: "cannot read the env file",
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut variables = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                variables.push((name.trim().to_owned(), value.to_owned()));
+            }
+            Some(_) => {
+                return Err(CliError::usage(format!(
+                    "{}:{}: expected NAME=VALUE",
+                    path.display(),
+                    index + 1
+                )));
+            }
+            None => {
+                let name = line.trim();
+                if let Ok(value) = std::env::var(name) {
+                    variables.push((name.to_owned(), value));
+                }
+            }
+        }
+    }
+    Ok(variables)
 }
 
 /// Docker's `--restart` values: `no`, `on-failure[:MAX]`, `always`,
@@ -319,7 +399,7 @@ fn restart_usage(text: &str) -> String {
 /// `slipway run`.
 pub async fn run(client: &Client, printer: Printer, args: RunArgs) -> Result<u8, CliError> {
     check_args(&args)?;
-    let deployment = create_deployment(client, deployment_request(&args)).await?;
+    let deployment = create_deployment(client, deployment_request(&args)?).await?;
     let workload = client
         .create_workload(&deployment.id)
         .await
@@ -336,7 +416,15 @@ pub async fn run(client: &Client, printer: Printer, args: RunArgs) -> Result<u8,
         return Ok(EXIT_OK);
     }
     let style = LineStyle::new(printer, false, args.control_chars);
-    foreground(client, style, &workload.id, &deployment.name).await
+    let ended = foreground(client, style, &workload.id, &deployment.name).await;
+    if args.rm {
+        // As `docker run --rm`: nothing is left once the run is over.
+        client
+            .delete_deployment(&deployment.id)
+            .await
+            .map_err(|error| CliError::server("cannot remove the deployment (--rm)", error))?;
+    }
+    ended
 }
 
 /// Shows the start, then follows the log in `style`; Ctrl-C stops the workload.
@@ -385,17 +473,22 @@ async fn foreground(
         .get_workload(workload_id)
         .await
         .map_err(|error| CliError::server("cannot get the workload", error))?;
+    // As `docker run`: the workload's own exit code when it has one.
+    let code = workload
+        .exit_code
+        .map(|code| u8::try_from(code).unwrap_or(EXIT_FAILED));
     match workload.stage() {
-        Stage::Failed => Err(CliError::Failed {
-            message: format!(
-                "workload {} failed: {}",
+        Stage::Failed => {
+            display.message(&format!(
+                "slipway: workload {} failed: {}",
                 short_id(workload_id),
                 workload.error
-            ),
-        }),
+            ));
+            Ok(code.filter(|code| *code != EXIT_OK).unwrap_or(EXIT_FAILED))
+        }
         stage => {
             display.message(&format!("[slipway] workload {}", stage.label()));
-            Ok(EXIT_OK)
+            Ok(code.unwrap_or(EXIT_OK))
         }
     }
 }
