@@ -151,7 +151,7 @@ pub enum ClientCommand {
   slipway run -d --name web --port -- sh -c 'exec python3 -m http.server \"$PORT\"'
   slipway run -d --path services/api -e LOG_LEVEL=debug -l team=core -- ./api
   slipway run -d --name nginx --image nginx:1.27 --port 80")]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 
     /// Create a deployment from a TOML or YAML spec file, and start a workload of it.
     #[command(after_help = "Examples:

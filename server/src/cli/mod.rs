@@ -100,7 +100,7 @@ async fn dispatch(
     command: ClientCommand,
 ) -> Result<u8, CliError> {
     match command {
-        ClientCommand::Run(run_args) => run::run(client, printer, run_args).await,
+        ClientCommand::Run(run_args) => run::run(client, printer, *run_args).await,
         ClientCommand::Deploy(deploy_args) => deploy::deploy(client, printer, deploy_args).await,
         ClientCommand::Deployments => deploy::list_deployments(client, printer).await,
         ClientCommand::Deployment(args::DeploymentCommand::Rm { targets }) => {
