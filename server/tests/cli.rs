@@ -562,3 +562,46 @@ async fn run_takes_dockers_env_secret_stop_and_rm_flags_and_exits_with_the_code(
     assert_eq!(both.code, 2, "{both:?}");
     harness.stop().await;
 }
+
+/// As Docker: `rm NAME` frees the name (the deployment goes with its last
+/// workload, `-f` accepted), `start NAME` with nothing to start runs a new
+/// workload, and `run` without `--name` leaves nothing behind once removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rm_frees_the_name_and_start_of_a_stopped_name_runs_a_new_workload() {
+    let harness = Harness::start().await;
+    let first = run_detached(&harness, "web", "while :; do sleep 1; done").await;
+    harness.cli_ok(&["stop", "web"]).await;
+    let started = harness.cli_ok(&["start", "web"]).await;
+    assert!(started.contains("started"), "{started}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&harness.cli_ok(&["ps", "-a", "-o", "json"]).await).expect("json");
+    let workloads = listed.as_array().cloned().unwrap_or_default();
+    assert_eq!(workloads.len(), 2, "{listed}");
+    assert!(
+        workloads
+            .iter()
+            .any(|workload| workload["id"] != first.as_str() && workload["stage"] == "running"),
+        "{listed}"
+    );
+
+    let removed = harness.cli_ok(&["rm", "-f", "web"]).await;
+    assert!(
+        removed.contains("web  removed (its last workload was)"),
+        "{removed}"
+    );
+    let deployments = harness.cli_ok(&["deployments", "-o", "json"]).await;
+    assert_eq!(deployments.trim(), "[]", "{deployments}");
+    // The name is free again.
+    run_detached(&harness, "web", "while :; do sleep 1; done").await;
+    harness.cli_ok(&["rm", "web"]).await;
+
+    let unnamed = harness
+        .cli_ok(&["run", "-d", "--", "sleep", "60"])
+        .await
+        .trim()
+        .to_owned();
+    harness.cli_ok(&["rm", &unnamed]).await;
+    let deployments = harness.cli_ok(&["deployments", "-o", "json"]).await;
+    assert_eq!(deployments.trim(), "[]", "{deployments}");
+    harness.stop().await;
+}

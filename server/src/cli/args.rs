@@ -179,7 +179,8 @@ pub enum ClientCommand {
 
     /// Start pending workloads.
     ///
-    /// A deployment name stands for its pending workloads (or its most recent one).
+    /// A deployment name stands for its pending workloads; a deployment with
+    /// none pending or running gets a new workload, started.
     #[command(after_help = "Examples:
   slipway start 3f2a9c
   slipway start --deployment web")]
@@ -206,12 +207,13 @@ pub enum ClientCommand {
 
     /// Remove workloads (stopped first if needed) with their logs.
     ///
-    /// A deployment name stands for all its workloads; the deployment stays (see
-    /// `slipway deployment rm`).
+    /// A deployment name stands for all its workloads. As `docker rm` frees a
+    /// name, a deployment whose last workload is removed goes with it.
     #[command(after_help = "Examples:
   slipway rm 3f2a9c
-  slipway rm --deployment web")]
-    Rm(ControlArgs),
+  slipway rm web
+  slipway rm -f --deployment web")]
+    Rm(RmArgs),
 
     /// Print a workload's log.
     ///
@@ -514,6 +516,17 @@ pub struct ControlArgs {
     /// on on the server).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
+}
+
+/// `slipway rm`.
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
+
+    /// Accepted for Docker's habit: a running workload is always stopped first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 /// `slipway stop`.

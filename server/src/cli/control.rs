@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use futures::{StreamExt, stream::FuturesUnordered};
 use slipway_sdk::{
     Client,
-    proto::{Action, Stage, Workload},
+    proto::{Action, ListWorkloadsRequest, Stage, Workload},
 };
 
 use super::{
@@ -14,12 +14,12 @@ use super::{
     error::{CliError, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK},
     output::outln,
     output::{Printer, short_id},
-    resolve::{Catalog, NameScope, admits},
+    resolve::{Catalog, NameScope, admits, is_active},
     view::OperationResultView,
 };
 
 /// A control operation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Start,
     Stop { grace_seconds: Option<u32> },
@@ -94,6 +94,24 @@ pub async fn control(
     let mut chosen: Vec<(String, Workload)> = Vec::new();
     let mut seen = BTreeSet::new();
     for target in &args.targets {
+        if operation == Operation::Start {
+            match fresh_workload_to_start(client, &catalog, target).await {
+                Ok(Some(workload)) => {
+                    seen.insert(workload.id.clone());
+                    chosen.push((target.clone(), workload));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    outcomes.push(Outcome {
+                        target: target.clone(),
+                        workload: None,
+                        result: Err(error),
+                    });
+                    continue;
+                }
+            }
+        }
         match catalog.resolve_workloads(target, operation.name_scope()) {
             Ok(workloads) => {
                 for workload in workloads {
@@ -150,6 +168,9 @@ pub async fn control(
         print_outcome(printer, &catalog, operation, &outcome);
         outcomes.push(outcome);
     }
+    if operation == Operation::Remove {
+        remove_emptied_deployments(client, printer, &catalog, &mut outcomes).await;
+    }
     if printer.json() {
         let views: Vec<OperationResultView> = outcomes
             .iter()
@@ -158,6 +179,89 @@ pub async fn control(
         printer.print_json(&views)?;
     }
     Ok(exit_code(&outcomes))
+}
+
+/// `start NAME` of a deployment with nothing to start (no workload pending,
+/// on its way or running): a new workload of it, to start. `None` when the
+/// target is not such a deployment's name.
+async fn fresh_workload_to_start(
+    client: &Client,
+    catalog: &Catalog,
+    target: &str,
+) -> Result<Option<Workload>, CliError> {
+    let Some(deployment) = catalog
+        .deployments
+        .iter()
+        .find(|deployment| deployment.name == target)
+    else {
+        return Ok(None);
+    };
+    let busy = catalog
+        .workloads
+        .iter()
+        .filter(|workload| workload.deployment_id == deployment.id)
+        .any(|workload| admits(workload, Action::Start) || is_active(workload.stage()));
+    if busy {
+        return Ok(None);
+    }
+    client
+        .create_workload(&deployment.id)
+        .await
+        .map(Some)
+        .map_err(|error| CliError::server(format!("cannot create a workload of {target}"), error))
+}
+
+/// As `docker rm` frees a name: each deployment whose last workload was just
+/// removed is removed too (a failure to is one more outcome).
+async fn remove_emptied_deployments(
+    client: &Client,
+    printer: Printer,
+    catalog: &Catalog,
+    outcomes: &mut Vec<Outcome>,
+) {
+    let emptied: BTreeSet<String> = outcomes
+        .iter()
+        .filter(|outcome| outcome.result.is_ok())
+        .filter_map(|outcome| outcome.workload.as_ref())
+        .map(|workload| workload.deployment_id.clone())
+        .collect();
+    for deployment_id in emptied {
+        let left = client
+            .list_workloads(ListWorkloadsRequest {
+                deployment_id: deployment_id.clone(),
+                page_size: 1,
+                ..ListWorkloadsRequest::default()
+            })
+            .await;
+        if !matches!(&left, Ok(page) if page.workloads.is_empty()) {
+            continue;
+        }
+        let name = catalog
+            .deployment_name(&deployment_id)
+            .unwrap_or(short_id(&deployment_id))
+            .to_owned();
+        match client.delete_deployment(&deployment_id).await {
+            Ok(_) => {
+                if !printer.json() {
+                    outln!("{name}  removed (its last workload was)");
+                }
+            }
+            // Removed meanwhile by someone else: the name is free all the same.
+            Err(slipway_sdk::Error::NotFound { .. }) => {}
+            Err(error) => {
+                let outcome = Outcome {
+                    target: name.clone(),
+                    workload: None,
+                    result: Err(CliError::server(
+                        format!("cannot remove deployment {name}"),
+                        error,
+                    )),
+                };
+                print_outcome(printer, catalog, Operation::Remove, &outcome);
+                outcomes.push(outcome);
+            }
+        }
+    }
 }
 
 /// 0 when all succeeded; 3 when every failure was "not found"; else 1.

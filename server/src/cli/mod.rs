@@ -119,8 +119,8 @@ async fn dispatch(
         ClientCommand::Restart(control_args) => {
             control::control(client, printer, control::Operation::Restart, control_args).await
         }
-        ClientCommand::Rm(control_args) => {
-            control::control(client, printer, control::Operation::Remove, control_args).await
+        ClientCommand::Rm(rm_args) => {
+            control::control(client, printer, control::Operation::Remove, rm_args.control).await
         }
         ClientCommand::Logs(logs_args) => logs::logs(client, printer, logs_args).await,
         ClientCommand::Inspect(inspect_args) => list::inspect(client, printer, inspect_args).await,
