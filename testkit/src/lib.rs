@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod docker;
 pub mod net;
+mod probe;
 mod process;
 pub mod rest;
 pub mod tls;
@@ -12,6 +13,7 @@ mod wait;
 
 pub use wait::until;
 
+pub use probe::Probe;
 pub use process::{Dirs, ServerProcess};
 
 use std::{
@@ -236,6 +238,21 @@ impl TestServer {
             .await
             .expect("create workload");
         (deployment, workload)
+    }
+
+    /// Creates a deployment and `count` workloads of it, each started and running.
+    pub async fn start_many(&self, builder: DeploymentBuilder, count: usize) -> Vec<Workload> {
+        let (deployment, first) = self.deploy(builder).await;
+        let mut started = vec![self.start_workload(&first.id).await];
+        for _ in 1..count {
+            let workload = self
+                .client
+                .create_workload(&deployment.id)
+                .await
+                .expect("workload");
+            started.push(self.start_workload(&workload.id).await);
+        }
+        started
     }
 
     /// Deletes a deployment (and its workloads), which must succeed.

@@ -45,6 +45,7 @@ impl Fixture {
         let deployment_id = match &write {
             StateWrite::CreateDeployment(deployment) => deployment.id.clone(),
             StateWrite::DeleteDeployment(id) => id.clone(),
+            StateWrite::UpdateDeployment { deployment, .. } => deployment.id.clone(),
             StateWrite::CreateWorkload(workload)
             | StateWrite::UpdateWorkload(workload)
             | StateWrite::ReassignWorkload { workload, .. } => workload.deployment_id.clone(),
@@ -81,6 +82,7 @@ impl Fixture {
             labels: BTreeMap::new(),
             created_at,
             updated_at: created_at,
+            revision: 1,
         };
         self.commit(StateWrite::CreateDeployment(Box::new(deployment.clone())))
             .await

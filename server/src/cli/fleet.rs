@@ -51,6 +51,7 @@ fn kind(operation: &FleetOperation) -> &'static str {
     match operation.kind() {
         OperationKind::Drain => "drain",
         OperationKind::RollingRestart => "rolling-restart",
+        OperationKind::Rollout => "rollout",
         OperationKind::Unspecified => "unspecified",
     }
 }

@@ -6,6 +6,7 @@ mod fleet;
 mod integrity;
 mod nodes;
 mod ownership;
+mod revisions;
 mod scheduling;
 mod warnings;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(scheduling::AddNodeScheduling),
             Box::new(fleet::AddFleetOperations),
             Box::new(actor::AddEventActor),
+            Box::new(revisions::AddRevisions),
         ]
     }
 }
