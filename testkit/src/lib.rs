@@ -255,6 +255,37 @@ impl TestServer {
         started
     }
 
+    /// A deployment of Python's HTTP server on `$PORT` (TCP readiness) that
+    /// prints its environment first, in its own service directory `name`.
+    pub fn environment_printing_web(&self, name: &str) -> DeploymentBuilder {
+        self.service_dir(name);
+        DeploymentBuilder::new(name)
+            .service_path(name)
+            .command([
+                "sh",
+                "-c",
+                "env; exec python3 -m http.server \"$PORT\" --bind 127.0.0.1",
+            ])
+            .listen()
+            .tcp_readiness()
+            .stop_grace_period_seconds(2)
+    }
+
+    /// Waits for the fleet operation `id` to end, which must be a success.
+    pub async fn operation_succeeds(&self, id: &str) -> slipway_sdk::proto::FleetOperation {
+        let operation = self
+            .client
+            .wait_for_operation(id, PATIENCE * 4)
+            .await
+            .expect("the operation");
+        assert_eq!(
+            operation.state(),
+            slipway_sdk::proto::OperationState::Succeeded,
+            "{operation:#?}"
+        );
+        operation
+    }
+
     /// Deletes a deployment (and its workloads), which must succeed.
     pub async fn delete_deployment(&self, deployment_id: &str) {
         self.client

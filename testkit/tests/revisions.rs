@@ -1,28 +1,13 @@
 //! Deployments that change: updates by field mask with optimistic
 //! concurrency, apply, rollback, revisions that never hold a secret, and the
-//! rollout of a change to the running workloads (rolling, one down at a time;
-//! with surge, none down).
+//! rolling update of the running workloads, one down at a time (other
+//! strategies: rollouts.rs).
 
 use slipway_sdk::{
-    ChangeOutcome, DeploymentBuilder, DeploymentUpdate, Error, RolloutStrategy,
-    proto::{ListAuditRequest, ListWorkloadsRequest, OperationState, Stage, Workload},
+    ChangeOutcome, DeploymentBuilder, DeploymentUpdate, Error,
+    proto::{ListAuditRequest, ListWorkloadsRequest, Stage},
 };
-use slipway_testkit::{PATIENCE, Probe, TestServer};
-
-/// Python's HTTP server on `$PORT`, printing its environment first.
-fn web(server: &TestServer, name: &str) -> DeploymentBuilder {
-    server.service_dir(name);
-    DeploymentBuilder::new(name)
-        .service_path(name)
-        .command([
-            "sh",
-            "-c",
-            "env; exec python3 -m http.server \"$PORT\" --bind 127.0.0.1",
-        ])
-        .listen()
-        .tcp_readiness()
-        .stop_grace_period_seconds(2)
-}
+use slipway_testkit::{Probe, TestServer};
 
 /// A deployment that runs nothing yet.
 async fn idle(server: &TestServer, name: &str) -> String {
@@ -39,20 +24,6 @@ async fn idle(server: &TestServer, name: &str) -> String {
         .await
         .expect("create")
         .id
-}
-
-async fn wait_operation(server: &TestServer, id: &str) -> slipway_sdk::proto::FleetOperation {
-    let operation = server
-        .client
-        .wait_for_operation(id, PATIENCE * 4)
-        .await
-        .expect("the rollout");
-    assert_eq!(
-        operation.state(),
-        OperationState::Succeeded,
-        "{operation:#?}"
-    );
-    operation
 }
 
 /// The lines the workload printed in `generation`.
@@ -133,7 +104,8 @@ async fn two_updates_from_the_same_revision_cannot_both_win() {
 async fn a_rolling_update_keeps_one_down_at_most_and_the_new_runs_lose_the_removed_variable() {
     let server = TestServer::start().await;
     let client = &server.client;
-    let builder = web(&server, "roll")
+    let builder = server
+        .environment_printing_web("roll")
         .env("OLD_FLAG", "remove-me")
         .env("KEEP", "kept");
     let workloads = server.start_many(builder, 3).await;
@@ -157,7 +129,7 @@ async fn a_rolling_update_keeps_one_down_at_most_and_the_new_runs_lose_the_remov
     assert_eq!(change.deployment.revision, 2);
     assert_eq!(change.changed_fields, ["env"]);
     let operation = change.operation_id.expect("a rollout");
-    let done = wait_operation(&server, &operation).await;
+    let done = server.operation_succeeds(&operation).await;
     assert_eq!(done.total_items, 3);
     assert_eq!(done.parallel, 1);
     let most_down = probe.most_down().await;
@@ -200,43 +172,6 @@ async fn a_rolling_update_keeps_one_down_at_most_and_the_new_runs_lose_the_remov
     assert_eq!(again.outcome, ChangeOutcome::Unchanged);
     assert_eq!(again.deployment.revision, 2);
     assert_eq!(again.operation_id, None);
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_surge_new_workloads_replace_the_old_ones_and_none_is_down() {
-    let server = TestServer::start().await;
-    let client = &server.client;
-    let builder = web(&server, "surge").update_strategy(RolloutStrategy::Rolling {
-        max_unavailable: 1,
-        max_surge: 1,
-    });
-    let old = server.start_many(builder, 2).await;
-    let change = client
-        .update_deployment(DeploymentUpdate::new("surge").env("VERSION", "2"))
-        .await
-        .expect("update");
-    wait_operation(&server, &change.operation_id.expect("a rollout")).await;
-    let listed = client
-        .list_workloads(ListWorkloadsRequest {
-            deployment_name: "surge".to_owned(),
-            ..ListWorkloadsRequest::default()
-        })
-        .await
-        .expect("list")
-        .workloads;
-    let running: Vec<&Workload> = listed
-        .iter()
-        .filter(|w| w.stage() == Stage::Running)
-        .collect();
-    assert_eq!(running.len(), 2, "{listed:#?}");
-    assert!(running.iter().all(|w| w.spec_revision == 2), "{listed:#?}");
-    for workload in &old {
-        assert!(
-            !listed.iter().any(|w| w.id == workload.id),
-            "the old workload is removed: {listed:#?}"
-        );
-    }
     server.stop().await;
 }
 

@@ -4,7 +4,9 @@
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use slipway_sdk::{ChangeOutcome, Client, DeploymentChange, DeploymentUpdate, RolloutStrategy};
+use slipway_sdk::{
+    ChangeOutcome, Client, DeploymentChange, DeploymentUpdate, Error as SdkError, RolloutStrategy,
+};
 
 use super::{
     args::parse_key_value,
@@ -146,6 +148,16 @@ pub async fn report_change(
             Ok(EXIT_OK)
         }
         Some(operation) => {
+            // Fleet operations are an administrator's to watch: an operator's
+            // change rolls out all the same.
+            if let Err(SdkError::PermissionDenied { .. }) = client.get_operation(&operation).await {
+                if !printer.json() {
+                    outln!(
+                        "rollout {operation} under way (following it needs an admin token; `slipway ps` shows each workload's REV)"
+                    );
+                }
+                return Ok(EXIT_OK);
+            }
             if !printer.json() {
                 outln!("rollout {operation}: following it (-d to return at once)");
             }
