@@ -117,23 +117,32 @@ impl DeploymentApi {
             ChangeOutcome::Updated => proto::change_deployment_response::Outcome::Updated,
             ChangeOutcome::Unchanged => proto::change_deployment_response::Outcome::Unchanged,
         };
-        let operation_id = if change.outcome == ChangeOutcome::Updated {
+        let mut notes = change.notes;
+        let mut operation_id = String::new();
+        if change.outcome == ChangeOutcome::Updated {
             let actor = crate::domain::current_actor().unwrap_or_else(|| caller.name.clone());
-            self.fleet()
-                .rollout(&actor, &change.deployment)
-                .await
-                .map_err(super::fleet::to_status)?
-                .map(|operation| operation.id)
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+            match self.fleet().rollout(&actor, &change.deployment).await {
+                Ok(operation) => {
+                    operation_id = operation.map(|operation| operation.id).unwrap_or_default()
+                }
+                // The change is stored: say that its rollout did not start,
+                // rather than fail a call that did what it was asked.
+                Err(error) => {
+                    tracing::error!(%error, deployment = %change.deployment.name, "starting a rollout failed");
+                    notes.push(format!(
+                        "the change is stored, but its rollout could not start ({}): restart the workloads to run revision {}",
+                        super::fleet::to_status(error).message(),
+                        change.deployment.revision
+                    ));
+                }
+            }
+        }
         Ok(Response::new(proto::ChangeDeploymentResponse {
             outcome: outcome.into(),
             deployment: Some(change.deployment.into()),
             operation_id,
             changed_fields: change.changed,
-            notes: change.notes,
+            notes,
         }))
     }
 
