@@ -46,6 +46,31 @@ fn web(name: &str) -> DeploymentBuilder {
         .stop_grace_period_seconds(2)
 }
 
+/// A deployment of [`web`] named `name` with `count` workloads, each
+/// started and running (wherever placement puts them); their ids.
+async fn running(client: &Client, name: &str, count: usize) -> Vec<String> {
+    let deployment = client
+        .create_deployment(web(name).build())
+        .await
+        .expect("deployment");
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let workload = client
+            .create_workload(&deployment.id)
+            .await
+            .expect("workload");
+        client
+            .start_workload(&workload.id)
+            .await
+            .expect("start")
+            .finish()
+            .await
+            .expect("running");
+        ids.push(workload.id);
+    }
+    ids
+}
+
 fn answers(port: u32) -> bool {
     u16::try_from(port)
         .ok()
@@ -253,25 +278,7 @@ async fn a_rolling_restart_whose_node_is_killed_goes_on_elsewhere_restarting_not
     );
     let node_c = client.get_node("node-c").await.expect("node C");
     assert_eq!(node_c.scheduling(), NodeScheduling::Eligible);
-    let deployment = client
-        .create_deployment(web("rolling").build())
-        .await
-        .expect("deployment");
-    let mut ids = Vec::new();
-    for _ in 0..6 {
-        let workload = client
-            .create_workload(&deployment.id)
-            .await
-            .expect("workload");
-        client
-            .start_workload(&workload.id)
-            .await
-            .expect("start")
-            .finish()
-            .await
-            .expect("running");
-        ids.push(workload.id);
-    }
+    let ids = running(client, "rolling", 6).await;
     let operation = b
         .server
         .client
@@ -346,25 +353,7 @@ async fn a_rollout_whose_node_is_killed_goes_on_elsewhere_and_every_workload_end
         .pause_node("node-b", false, "")
         .await
         .expect("pause B");
-    let deployment = client
-        .create_deployment(web("changing").build())
-        .await
-        .expect("deployment");
-    let mut ids = Vec::new();
-    for _ in 0..4 {
-        let workload = client
-            .create_workload(&deployment.id)
-            .await
-            .expect("workload");
-        client
-            .start_workload(&workload.id)
-            .await
-            .expect("start")
-            .finish()
-            .await
-            .expect("running");
-        ids.push(workload.id);
-    }
+    let ids = running(client, "changing", 4).await;
     // The change is made through node B, which then carries its rollout out.
     let change = b
         .server

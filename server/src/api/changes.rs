@@ -173,10 +173,9 @@ impl DeploymentApi {
         let deployment = self.target(&caller, "deployment", &body.deployment).await?;
         let request = request.into_inner();
         let spec = match request.spec {
-            Some(spec) => DeploymentSpec::try_from(spec)
-                .map_err(|violations| invalid_argument(&violations))?,
-            // Only labels (or map keys to remove) change: any spec will do.
-            None if !paths.is_empty() => deployment.spec.clone(),
+            Some(spec) => spec,
+            // Fields named without a spec are set to nothing (map keys removed).
+            None if !paths.is_empty() => proto::DeploymentSpec::default(),
             None => {
                 return Err(invalid_argument(&[FieldViolation::new(
                     "spec",
@@ -184,6 +183,8 @@ impl DeploymentApi {
                 )]));
             }
         };
+        let spec =
+            DeploymentSpec::try_from(spec).map_err(|violations| invalid_argument(&violations))?;
         let patch = SpecPatch {
             spec,
             labels: request.labels.into_iter().collect(),

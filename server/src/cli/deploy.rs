@@ -114,12 +114,16 @@ pub async fn list_deployments(client: &Client, printer: Printer) -> Result<u8, C
                 short_id(&deployment.id).to_owned(),
                 deployment.service_path.clone(),
                 format!("{active}/{total}"),
+                deployment.revision.to_string(),
                 truncate(&what, 40),
                 age(deployment.created_at.as_ref()),
             ]
         })
         .collect();
-    print_table(&["NAME", "ID", "PATH", "ACTIVE", "COMMAND", "AGE"], &rows);
+    print_table(
+        &["NAME", "ID", "PATH", "ACTIVE", "REV", "COMMAND", "AGE"],
+        &rows,
+    );
     Ok(EXIT_OK)
 }
 
