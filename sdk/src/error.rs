@@ -124,6 +124,16 @@ pub enum Error {
         /// The message, as the server put it.
         message: String,
     },
+    /// A change of a deployment named an `expected_revision` that is not the
+    /// current one, or another change from the same revision won (`ABORTED`,
+    /// reason `REVISION_CONFLICT`): read the deployment again and retry.
+    #[error("{message}")]
+    RevisionConflict {
+        /// The deployment's revision now.
+        current_revision: u64,
+        /// The message, as the server put it.
+        message: String,
+    },
     /// No valid credentials: no token, an unknown, expired or revoked one
     /// (`UNAUTHENTICATED`). Give a token with `Client::builder(url).token(..)`.
     #[error("{message}")]
@@ -200,7 +210,7 @@ impl Error {
     pub fn code(&self) -> Option<Code> {
         match self {
             Error::InvalidState { .. } => Some(Code::FailedPrecondition),
-            Error::OperationFailed(_) => Some(Code::Aborted),
+            Error::OperationFailed(_) | Error::RevisionConflict { .. } => Some(Code::Aborted),
             Error::NotFound { .. } => Some(Code::NotFound),
             Error::InvalidArgument { .. } => Some(Code::InvalidArgument),
             Error::AlreadyExists { .. } => Some(Code::AlreadyExists),
@@ -276,6 +286,20 @@ impl From<Status> for Error {
                     message,
                 },
             },
+            Code::Aborted
+                if info
+                    .as_ref()
+                    .is_some_and(|info| info.reason == "REVISION_CONFLICT") =>
+            {
+                Error::RevisionConflict {
+                    current_revision: info
+                        .as_ref()
+                        .and_then(|info| info.metadata.get("current_revision"))
+                        .and_then(|value| value.parse().ok())
+                        .unwrap_or(0),
+                    message,
+                }
+            }
             Code::Aborted => match info.filter(|info| info.reason == "OPERATION_FAILED") {
                 Some(info) => {
                     let field = |name: &str| info.metadata.get(name).cloned().unwrap_or_default();

@@ -53,6 +53,7 @@
 
 mod access;
 mod agent;
+mod changes;
 mod connect;
 mod error;
 mod fleet;
@@ -75,6 +76,7 @@ use tonic::transport::Channel;
 
 pub use access::NewToken;
 pub use agent::LogSource;
+pub use changes::{ChangeOutcome, DeploymentChange, DeploymentUpdate, RolloutStrategy};
 pub use connect::ClientBuilder;
 use connect::{AuthedChannel, Credentials};
 

@@ -225,6 +225,13 @@ impl DeploymentBuilder {
         self
     }
 
+    /// How changes of the deployment reach its running workloads (default:
+    /// rolling, one at a time).
+    pub fn update_strategy(mut self, strategy: crate::RolloutStrategy) -> Self {
+        self.spec().update_strategy = Some(strategy.into());
+        self
+    }
+
     /// The request, for [`Client::create_deployment`](crate::Client::create_deployment).
     pub fn build(self) -> CreateDeploymentRequest {
         self.request

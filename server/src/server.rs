@@ -291,7 +291,6 @@ pub async fn serve(
         WorkloadApi::new(orchestrator.clone(), closing.clone(), peers.clone())
             .with_metrics(metrics.clone()),
     );
-    let deployment_api = Arc::new(DeploymentApi::new(orchestrator.clone(), peers));
     let safety = Safety {
         max_unavailable_percent: config.node.max_unavailable_nodes,
     };
@@ -305,6 +304,11 @@ pub async fn serve(
             min_available: config.node.min_available,
         },
     );
+    let deployment_api = Arc::new(DeploymentApi::new(
+        orchestrator.clone(),
+        peers,
+        fleet.clone(),
+    ));
     let mut routes = tonic::service::Routes::builder();
     routes
         .add_service(health_service)

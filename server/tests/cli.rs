@@ -261,6 +261,49 @@ async fn deploy_from_the_example_spec_then_list_and_remove_the_deployment() {
     let by_label = harness.cli_ok(&["ps", "-q", "-l", "team=docs"]).await;
     assert_eq!(by_label.trim(), &id[..12]);
 
+    // The same file again is no change; an update is a revision, rolled out.
+    let again = harness.cli_ok(&["deploy", "-f", example]).await;
+    assert_eq!(again.trim(), "ticker unchanged (revision 1)");
+    let updated = harness
+        .cli_ok(&["update", "ticker", "-e", "GREETING=bonjour"])
+        .await;
+    assert!(
+        updated.starts_with("ticker updated to revision 2 (env changed)"),
+        "{updated}"
+    );
+    assert!(
+        updated.contains("succeeded"),
+        "the rollout is followed: {updated}"
+    );
+    assert_eq!(harness.workload(id).await.spec_revision, 2);
+    let table = harness.cli_ok(&["ps"]).await;
+    assert!(table.contains("REV"), "{table}");
+    let on_restart = harness
+        .cli_ok(&["update", "ticker", "-e", "B=1", "--strategy", "on-restart"])
+        .await;
+    assert!(
+        !on_restart.contains("rollout"),
+        "nothing rolled out: {on_restart}"
+    );
+    let behind = harness.cli_ok(&["ps"]).await;
+    assert!(
+        behind.contains("2* (3)"),
+        "an older revision is marked: {behind}"
+    );
+    let history = harness.cli_ok(&["rollout", "history", "ticker"]).await;
+    assert!(history.contains("3 (current)"), "{history}");
+    assert!(history.contains("created"), "{history}");
+    let undone = harness.cli_ok(&["rollout", "undo", "ticker", "-d"]).await;
+    assert!(
+        undone.starts_with("ticker updated to revision 4"),
+        "{undone}"
+    );
+    let stale = harness
+        .cli(&["update", "ticker", "-e", "C=1", "--expect-revision", "1"])
+        .await;
+    assert_eq!(stale.code, 1, "{stale:?}");
+    assert!(stale.stderr.contains("revision 4"), "{stale:?}");
+
     let removed = harness.cli_ok(&["deployment", "rm", "ticker"]).await;
     assert!(removed.contains("ticker"), "{removed}");
     assert!(harness.client.get_workload(id).await.is_err());

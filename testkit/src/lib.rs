@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod docker;
 pub mod net;
+mod probe;
 mod process;
 pub mod rest;
 pub mod tls;
@@ -12,6 +13,7 @@ mod wait;
 
 pub use wait::until;
 
+pub use probe::Probe;
 pub use process::{Dirs, ServerProcess};
 
 use std::{
@@ -236,6 +238,52 @@ impl TestServer {
             .await
             .expect("create workload");
         (deployment, workload)
+    }
+
+    /// Creates a deployment and `count` workloads of it, each started and running.
+    pub async fn start_many(&self, builder: DeploymentBuilder, count: usize) -> Vec<Workload> {
+        let (deployment, first) = self.deploy(builder).await;
+        let mut started = vec![self.start_workload(&first.id).await];
+        for _ in 1..count {
+            let workload = self
+                .client
+                .create_workload(&deployment.id)
+                .await
+                .expect("workload");
+            started.push(self.start_workload(&workload.id).await);
+        }
+        started
+    }
+
+    /// A deployment of Python's HTTP server on `$PORT` (TCP readiness) that
+    /// prints its environment first, in its own service directory `name`.
+    pub fn environment_printing_web(&self, name: &str) -> DeploymentBuilder {
+        self.service_dir(name);
+        DeploymentBuilder::new(name)
+            .service_path(name)
+            .command([
+                "sh",
+                "-c",
+                "env; exec python3 -m http.server \"$PORT\" --bind 127.0.0.1",
+            ])
+            .listen()
+            .tcp_readiness()
+            .stop_grace_period_seconds(2)
+    }
+
+    /// Waits for the fleet operation `id` to end, which must be a success.
+    pub async fn operation_succeeds(&self, id: &str) -> slipway_sdk::proto::FleetOperation {
+        let operation = self
+            .client
+            .wait_for_operation(id, PATIENCE * 4)
+            .await
+            .expect("the operation");
+        assert_eq!(
+            operation.state(),
+            slipway_sdk::proto::OperationState::Succeeded,
+            "{operation:#?}"
+        );
+        operation
     }
 
     /// Deletes a deployment (and its workloads), which must succeed.

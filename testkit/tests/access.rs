@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use slipway_sdk::{
-    Client, DeploymentBuilder, Error, NewToken,
+    Client, DeploymentBuilder, DeploymentUpdate, Error, NewToken,
     proto::{
         DrainNodeRequest, ListAuditRequest, ListDeploymentsRequest, ListOperationsRequest,
         ListWorkloadsRequest, RollingRestartRequest, StreamLogsRequest, WatchEventsRequest,
@@ -20,6 +20,10 @@ const RPCS: &[&str] = &[
     "DeploymentService/GetDeployment",
     "DeploymentService/ListDeployments",
     "DeploymentService/DeleteDeployment",
+    "DeploymentService/UpdateDeployment",
+    "DeploymentService/ApplyDeployment",
+    "DeploymentService/ListRevisions",
+    "DeploymentService/RollbackDeployment",
     "WorkloadService/CreateWorkload",
     "WorkloadService/StartWorkload",
     "WorkloadService/StopWorkload",
@@ -124,6 +128,28 @@ async fn call(server: &TestServer, client: &Client, rpc: &str, project: &str) ->
                 .await
                 .expect("clear");
             client.delete_deployment(&deployment_id).await.map(drop)
+        }
+        "UpdateDeployment" => client
+            .update_deployment(DeploymentUpdate::new(&deployment_id).env("CHANGED", "1"))
+            .await
+            .map(drop),
+        "ApplyDeployment" => client
+            .apply(
+                DeploymentBuilder::new(format!("n{}", uuid::Uuid::new_v4().simple()))
+                    .project(project)
+                    .service_path(".")
+                    .command(["true"]),
+            )
+            .await
+            .map(drop),
+        "ListRevisions" => client.list_revisions(&deployment_id).await.map(drop),
+        "RollbackDeployment" => {
+            server
+                .client
+                .update_deployment(DeploymentUpdate::new(&deployment_id).env("CHANGED", "1"))
+                .await
+                .expect("a second revision");
+            client.rollback(&deployment_id, None).await.map(drop)
         }
         "CreateWorkload" => client.create_workload(&deployment_id).await.map(drop),
         "StartWorkload" => client.start_workload(&workload_id).await.map(drop),

@@ -4,24 +4,16 @@
 //! its name; every fleet call is in the audit trail. (Draining onto other
 //! nodes, and taking an operation over from a killed node: fleet_nodes.rs.)
 
-use std::{
-    collections::HashSet,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::collections::HashSet;
 
 use slipway_sdk::{
     Client, DeploymentBuilder,
     proto::{
         DrainNodeRequest, FailurePolicy, FleetOperation, ItemState, ListAuditRequest,
         ListWorkloadsRequest, NodeScheduling, OperationState, RollingRestartRequest, Stage,
-        Workload,
     },
 };
-use slipway_testkit::{PATIENCE, TestServer, http_get};
+use slipway_testkit::{PATIENCE, Probe, TestServer};
 
 const SAMPLE: &str = env!("CARGO_BIN_EXE_sample-service");
 
@@ -36,81 +28,6 @@ fn web(server: &TestServer, name: &str) -> DeploymentBuilder {
         .stop_grace_period_seconds(2)
 }
 
-async fn start_workloads(
-    server: &TestServer,
-    builder: DeploymentBuilder,
-    count: usize,
-) -> Vec<Workload> {
-    let (deployment, first) = server.deploy(builder).await;
-    let mut started = vec![server.start_workload(&first.id).await];
-    for _ in 1..count {
-        let workload = server
-            .client
-            .create_workload(&deployment.id)
-            .await
-            .expect("workload");
-        started.push(server.start_workload(&workload.id).await);
-    }
-    started
-}
-
-/// Probes every 50 ms, until dropped, which of `ids` are down: not RUNNING,
-/// or not answering HTTP on their port. Remembers the most down at once.
-struct Probe {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<usize>,
-}
-
-impl Probe {
-    fn start(client: Client, ids: Vec<String>) -> Probe {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut most = 0;
-            while !stopping.load(Ordering::Relaxed) {
-                let listed = client
-                    .list_workloads(ListWorkloadsRequest {
-                        page_size: 1000,
-                        ..ListWorkloadsRequest::default()
-                    })
-                    .await
-                    .expect("list");
-                let ports: Vec<Option<u16>> = listed
-                    .workloads
-                    .iter()
-                    .filter(|workload| ids.contains(&workload.id))
-                    .map(|workload| {
-                        (workload.stage() == Stage::Running)
-                            .then(|| u16::try_from(workload.port).ok())
-                            .flatten()
-                    })
-                    .collect();
-                let down = tokio::task::spawn_blocking(move || {
-                    ports
-                        .iter()
-                        .filter(|port| match port {
-                            Some(port) => !matches!(http_get(*port, "/"), Ok((200, _))),
-                            None => true,
-                        })
-                        .count()
-                })
-                .await
-                .expect("probe");
-                most = most.max(down);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            most
-        });
-        Probe { stop, task }
-    }
-
-    /// The most workloads seen down at once.
-    async fn most_down(self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.await.expect("probe")
-    }
-}
-
 async fn until_over(client: &Client, id: &str) -> FleetOperation {
     client
         .wait_for_operation(id, PATIENCE * 4)
@@ -122,7 +39,9 @@ async fn until_over(client: &Client, id: &str) -> FleetOperation {
 async fn a_rolling_restart_keeps_at_most_max_unavailable_down_and_restarts_each_once() {
     let server = TestServer::start().await;
     let client = &server.client;
-    let workloads = start_workloads(&server, web(&server, "web").label("tier", "web"), 10).await;
+    let workloads = server
+        .start_many(web(&server, "web").label("tier", "web"), 10)
+        .await;
     let ids: Vec<String> = workloads
         .iter()
         .map(|workload| workload.id.clone())
@@ -200,15 +119,17 @@ async fn a_rolling_restart_keeps_at_most_max_unavailable_down_and_restarts_each_
 async fn a_workload_that_does_not_come_back_ready_pauses_or_aborts_the_rollout_and_is_named() {
     let server = TestServer::start().await;
     let client = &server.client;
-    let fine = start_workloads(&server, web(&server, "fine").label("tier", "mixed"), 2).await;
-    let sick = start_workloads(
-        &server,
-        web(&server, "sick")
-            .label("tier", "mixed")
-            .startup_timeout_seconds(2),
-        1,
-    )
-    .await;
+    let fine = server
+        .start_many(web(&server, "fine").label("tier", "mixed"), 2)
+        .await;
+    let sick = server
+        .start_many(
+            web(&server, "sick")
+                .label("tier", "mixed")
+                .startup_timeout_seconds(2),
+            1,
+        )
+        .await;
     let sick_id = sick[0].id.clone();
     // From now on its readiness check fails.
     std::fs::write(server.service_dir("sick").join("unhealthy"), b"").expect("make it sick");
@@ -286,12 +207,9 @@ async fn draining_the_only_node_needs_force_and_its_name_and_every_fleet_call_is
     })
     .await;
     let client = &server.client;
-    let running = start_workloads(
-        &server,
-        DeploymentBuilder::new("stays").command(["sleep", "600"]),
-        2,
-    )
-    .await;
+    let running = server
+        .start_many(DeploymentBuilder::new("stays").command(["sleep", "600"]), 2)
+        .await;
 
     // Refused, saying why and how to override; nothing changes.
     let refused = client

@@ -1,7 +1,8 @@
 //! Fleet operations across nodes on one PostgreSQL database: a drain moves
 //! every workload to another node with its service reachable throughout, and
-//! a rolling restart whose node is killed is carried on by another node
-//! without restarting anything twice. Skipped without PostgreSQL.
+//! a rolling restart (or a deployment's rollout) whose node is killed is
+//! carried on by another node without restarting anything twice. Skipped
+//! without PostgreSQL.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -43,6 +44,31 @@ fn web(name: &str) -> DeploymentBuilder {
         .listen()
         .http_readiness("/health")
         .stop_grace_period_seconds(2)
+}
+
+/// A deployment of [`web`] named `name` with `count` workloads, each
+/// started and running (wherever placement puts them); their ids.
+async fn running(client: &Client, name: &str, count: usize) -> Vec<String> {
+    let deployment = client
+        .create_deployment(web(name).build())
+        .await
+        .expect("deployment");
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let workload = client
+            .create_workload(&deployment.id)
+            .await
+            .expect("workload");
+        client
+            .start_workload(&workload.id)
+            .await
+            .expect("start")
+            .finish()
+            .await
+            .expect("running");
+        ids.push(workload.id);
+    }
+    ids
 }
 
 fn answers(port: u32) -> bool {
@@ -252,25 +278,7 @@ async fn a_rolling_restart_whose_node_is_killed_goes_on_elsewhere_restarting_not
     );
     let node_c = client.get_node("node-c").await.expect("node C");
     assert_eq!(node_c.scheduling(), NodeScheduling::Eligible);
-    let deployment = client
-        .create_deployment(web("rolling").build())
-        .await
-        .expect("deployment");
-    let mut ids = Vec::new();
-    for _ in 0..6 {
-        let workload = client
-            .create_workload(&deployment.id)
-            .await
-            .expect("workload");
-        client
-            .start_workload(&workload.id)
-            .await
-            .expect("start")
-            .finish()
-            .await
-            .expect("running");
-        ids.push(workload.id);
-    }
+    let ids = running(client, "rolling", 6).await;
     let operation = b
         .server
         .client
@@ -321,5 +329,60 @@ async fn a_rolling_restart_whose_node_is_killed_goes_on_elsewhere_restarting_not
         .expect("audit");
     assert_eq!(records.len(), 1, "{records:#?}");
     assert_eq!(records[0].result, "OK");
+    drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_whose_node_is_killed_goes_on_elsewhere_and_every_workload_ends_on_the_new_revision()
+ {
+    let Some(mut members) = nodes(&[
+        ("node-a", "3900-3919"),
+        ("node-b", "3920-3939"),
+        ("node-c", "3940-3959"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let c = members.pop().expect("C");
+    let b = members.pop().expect("B");
+    let a = members.pop().expect("A");
+    let client: &Client = &a.server.client;
+    // Node B runs no workloads: it only carries the rollout out.
+    client
+        .pause_node("node-b", false, "")
+        .await
+        .expect("pause B");
+    let ids = running(client, "changing", 4).await;
+    // The change is made through node B, which then carries its rollout out.
+    let change = b
+        .server
+        .client
+        .update_deployment(slipway_sdk::DeploymentUpdate::new("changing").env("VERSION", "2"))
+        .await
+        .expect("update");
+    let operation = change.operation_id.expect("a rollout");
+    let node_b = client.get_node("node-b").await.expect("node B");
+    let begun = client.get_operation(&operation).await.expect("operation");
+    assert_eq!(begun.node_id, node_b.id);
+    until("the second workload is being rolled", || async {
+        let now = client.get_operation(&operation).await.ok()?;
+        (now.items.get(1)?.state() == ItemState::Active).then_some(())
+    })
+    .await;
+    b.server.kill9();
+
+    let done = client
+        .wait_for_operation(&operation, PATIENCE * 4)
+        .await
+        .expect("operation");
+    assert_eq!(done.state(), OperationState::Succeeded, "{done:#?}");
+    assert_ne!(done.node_id, node_b.id, "taken over by another node");
+    for id in &ids {
+        let workload = client.get_workload(id).await.expect("workload");
+        assert_eq!(workload.stage(), Stage::Running, "{workload:#?}");
+        assert_eq!(workload.spec_revision, 2, "{workload:#?}");
+        assert_eq!(workload.generation, 2, "restarted once: {workload:#?}");
+    }
     drop(c);
 }

@@ -1,7 +1,7 @@
 //! The store suite: `Store` used directly, on SQLite by default and on a fresh
 //! PostgreSQL database when `SLIPWAY_TEST_POSTGRES_URL` is set (CI runs both).
 //! Foreign keys, the cascade of log lines, secrets kept out of the spec column,
-//! typed ids, and the create/delete race through a real server.
+//! conditional revisions, typed ids, and the create/delete race through a real server.
 
 use std::{
     collections::BTreeMap,
@@ -12,8 +12,8 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use slipway_sdk::DeploymentBuilder;
 use slipway_server::{
     domain::{
-        Deployment, DeploymentId, DeploymentSpec, Event, EventKind, LogLevel, LogLine, LogStream,
-        Secret, Stage, Workload, WorkloadId, now,
+        Deployment, DeploymentId, DeploymentRevision, DeploymentSpec, Event, EventKind, LogLevel,
+        LogLine, LogStream, Secret, Stage, Workload, WorkloadId, now,
     },
     store::{EventFilter, StateWrite, Store, StoreError, WorkloadFilter},
 };
@@ -45,6 +45,7 @@ impl Fixture {
         let deployment_id = match &write {
             StateWrite::CreateDeployment(deployment) => deployment.id.clone(),
             StateWrite::DeleteDeployment(id) => id.clone(),
+            StateWrite::UpdateDeployment { deployment, .. } => deployment.id.clone(),
             StateWrite::CreateWorkload(workload)
             | StateWrite::UpdateWorkload(workload)
             | StateWrite::ReassignWorkload { workload, .. } => workload.deployment_id.clone(),
@@ -81,6 +82,7 @@ impl Fixture {
             labels: BTreeMap::new(),
             created_at,
             updated_at: created_at,
+            revision: 1,
         };
         self.commit(StateWrite::CreateDeployment(Box::new(deployment.clone())))
             .await
@@ -358,6 +360,85 @@ async fn secrets_are_kept_out_of_the_spec_column() {
         .raw_texts("SELECT name FROM deployment_secrets")
         .await;
     assert_eq!(left, Vec::<String>::new(), "secrets go with the deployment");
+    fixture.store.close().await.expect("close");
+}
+
+/// A change is written only from the stored revision: of two from the same
+/// one the second is refused with the current revision and changes nothing;
+/// revision rows never hold a secret's value and go with their deployment.
+#[tokio::test]
+async fn a_deployment_changes_only_from_its_current_revision() {
+    let fixture = Fixture::new().await;
+    let first = fixture.deployment(&[("API_TOKEN", SECRET_VALUE)]).await;
+    let change = |env: &str, secret: &str| {
+        let mut next = first.clone();
+        next.revision = 2;
+        next.spec.env.insert(env.to_owned(), "1".to_owned());
+        next.spec
+            .secret_env
+            .insert("API_TOKEN".to_owned(), Secret::new(secret));
+        let revision = DeploymentRevision::of(&next.id, 2, &next.spec, &next.labels, vec![]);
+        StateWrite::UpdateDeployment {
+            deployment: Box::new(next),
+            expected_revision: 1,
+            revision: Box::new(revision),
+        }
+    };
+    let second_value = "sentinel-second-store-secret";
+    fixture
+        .commit(change("WINNER", second_value))
+        .await
+        .expect("the first change from revision 1");
+    let refused = fixture.commit(change("LOSER", "loser-secret")).await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::RevisionConflict { current: 2, .. })
+        ),
+        "{refused:?}"
+    );
+    let stored = fixture
+        .store
+        .get_deployment(&first.id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored.revision, 2);
+    assert!(stored.spec.env.contains_key("WINNER"));
+    assert!(!stored.spec.env.contains_key("LOSER"));
+    assert_eq!(
+        stored.spec.secret_env.get("API_TOKEN").map(Secret::expose),
+        Some(second_value)
+    );
+    let revisions = fixture.store.list_revisions(&first.id).await.expect("list");
+    assert_eq!(
+        revisions.iter().map(|r| r.revision).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let rows = fixture
+        .raw_texts("SELECT spec || COALESCE(secrets, '') FROM deployment_revisions")
+        .await;
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        for value in [SECRET_VALUE, second_value, "loser-secret"] {
+            assert!(!row.contains(value), "a revision holds {value}: {row}");
+        }
+        assert!(
+            row.contains("API_TOKEN"),
+            "the secret's name is kept: {row}"
+        );
+    }
+    fixture
+        .commit(StateWrite::DeleteDeployment(first.id.clone()))
+        .await
+        .expect("delete");
+    let left = fixture
+        .raw_texts("SELECT spec FROM deployment_revisions")
+        .await;
+    assert!(
+        left.is_empty(),
+        "revisions go with the deployment: {left:?}"
+    );
     fixture.store.close().await.expect("close");
 }
 

@@ -94,8 +94,14 @@ pub fn permission_for(path: &str) -> Option<Permission> {
     };
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     let permission = match (service, method) {
-        ("slipway.v1.DeploymentService", "GetDeployment" | "ListDeployments") => read,
-        ("slipway.v1.DeploymentService", "CreateDeployment" | "DeleteDeployment") => operate,
+        ("slipway.v1.DeploymentService", "GetDeployment" | "ListDeployments" | "ListRevisions") => {
+            read
+        }
+        (
+            "slipway.v1.DeploymentService",
+            "CreateDeployment" | "DeleteDeployment" | "UpdateDeployment" | "ApplyDeployment"
+            | "RollbackDeployment",
+        ) => operate,
         (
             "slipway.v1.WorkloadService",
             "GetWorkload" | "ListWorkloads" | "GetLogs" | "StreamLogs" | "WatchEvents"

@@ -169,6 +169,7 @@ impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
         let liveness = spec
             .liveness
             .and_then(|check| health_check(check, &mut violations));
+        let update_strategy = super::changes::update_strategy(spec.update_strategy);
         if !violations.is_empty() {
             return Err(violations);
         }
@@ -207,6 +208,7 @@ impl TryFrom<proto::DeploymentSpec> for DeploymentSpec {
             user: Some(spec.user).filter(|user| !user.is_empty()),
             max_open_files: spec.max_open_files.filter(|files| *files > 0),
             node_selector: spec.node_selector.into_iter().collect(),
+            update_strategy,
         })
     }
 }
@@ -374,6 +376,9 @@ impl From<DeploymentSpec> for proto::DeploymentSpec {
             user: spec.user.unwrap_or_default(),
             max_open_files: spec.max_open_files,
             node_selector: spec.node_selector.into_iter().collect(),
+            update_strategy: Some(super::changes::update_strategy_to_wire(
+                spec.update_strategy,
+            )),
         }
     }
 }
@@ -391,6 +396,7 @@ impl From<domain::Deployment> for proto::Deployment {
             updated_at: Some(timestamp(deployment.updated_at)),
             // Read from its workloads where it is asked for: super::health.
             health: None,
+            revision: deployment.revision,
         }
     }
 }
@@ -430,6 +436,7 @@ impl From<domain::Workload> for proto::Workload {
                 .unwrap_or_default(),
             owner_epoch: workload.owner_epoch,
             pending_reason: workload.pending_reason.unwrap_or_default(),
+            spec_revision: workload.spec_revision.unwrap_or(0),
         }
     }
 }
@@ -562,6 +569,7 @@ impl From<domain::Event> for proto::Event {
         let kind = match event.kind {
             EventKind::DeploymentCreated => proto::EventType::DeploymentCreated,
             EventKind::DeploymentDeleted => proto::EventType::DeploymentDeleted,
+            EventKind::DeploymentUpdated => proto::EventType::DeploymentUpdated,
             EventKind::WorkloadCreated => proto::EventType::WorkloadCreated,
             EventKind::WorkloadUpdated => proto::EventType::WorkloadUpdated,
             EventKind::WorkloadDeleted => proto::EventType::WorkloadDeleted,

@@ -1,9 +1,11 @@
 //! `slipway.v1.DeploymentService`.
 
 use slipway::v1::{
-    CreateDeploymentRequest, DeleteDeploymentRequest, DeleteDeploymentResponse,
-    DeleteWorkloadRequest, Deployment, GetDeploymentRequest, ListDeploymentsRequest,
-    ListDeploymentsResponse, deployment_service_server::DeploymentService,
+    ApplyDeploymentRequest, ChangeDeploymentResponse, CreateDeploymentRequest,
+    DeleteDeploymentRequest, DeleteDeploymentResponse, DeleteWorkloadRequest, Deployment,
+    GetDeploymentRequest, ListDeploymentsRequest, ListDeploymentsResponse, ListRevisionsRequest,
+    ListRevisionsResponse, RollbackDeploymentRequest, UpdateDeploymentRequest,
+    deployment_service_server::DeploymentService,
 };
 use tonic::{Request, Response, Status};
 
@@ -15,6 +17,7 @@ use super::{
 };
 use crate::{
     access::{self, AuditNote},
+    fleet::Fleet,
     orchestrator::{NewDeployment, Orchestrator, OrchestratorError},
 };
 
@@ -22,14 +25,25 @@ pub struct DeploymentApi {
     orchestrator: Orchestrator,
     /// The other nodes, which delete the workloads they own.
     peers: Peers,
+    /// Rolls a deployment's changes out to its workloads.
+    fleet: Fleet,
 }
 
 impl DeploymentApi {
-    pub fn new(orchestrator: Orchestrator, peers: Peers) -> Self {
+    pub fn new(orchestrator: Orchestrator, peers: Peers, fleet: Fleet) -> Self {
         Self {
             orchestrator,
             peers,
+            fleet,
         }
+    }
+
+    pub(super) fn orchestrator(&self) -> &Orchestrator {
+        &self.orchestrator
+    }
+
+    pub(super) fn fleet(&self) -> &Fleet {
+        &self.fleet
     }
 
     /// Has the owners of the deployment's workloads that run on other nodes
@@ -181,6 +195,34 @@ impl DeploymentService for DeploymentApi {
         Ok(Response::new(DeleteDeploymentResponse {
             deleted_workload_ids: deleted,
         }))
+    }
+
+    async fn update_deployment(
+        &self,
+        request: Request<UpdateDeploymentRequest>,
+    ) -> Result<Response<ChangeDeploymentResponse>, Status> {
+        self.update(request).await
+    }
+
+    async fn apply_deployment(
+        &self,
+        request: Request<ApplyDeploymentRequest>,
+    ) -> Result<Response<ChangeDeploymentResponse>, Status> {
+        self.apply(request).await
+    }
+
+    async fn list_revisions(
+        &self,
+        request: Request<ListRevisionsRequest>,
+    ) -> Result<Response<ListRevisionsResponse>, Status> {
+        self.revisions(request).await
+    }
+
+    async fn rollback_deployment(
+        &self,
+        request: Request<RollbackDeploymentRequest>,
+    ) -> Result<Response<ChangeDeploymentResponse>, Status> {
+        self.rollback(request).await
     }
 }
 

@@ -60,6 +60,7 @@ pub fn wire(operation: FleetOperation) -> WireOperation {
         kind: match operation.params.kind() {
             FleetKind::Drain => OperationKind::Drain,
             FleetKind::RollingRestart => OperationKind::RollingRestart,
+            FleetKind::Rollout => OperationKind::Rollout,
         } as i32,
         target: operation.target,
         state: wire_state(operation.state) as i32,
@@ -104,7 +105,7 @@ pub fn wire(operation: FleetOperation) -> WireOperation {
     }
 }
 
-fn to_status(error: FleetError) -> Status {
+pub(super) fn to_status(error: FleetError) -> Status {
     match error {
         FleetError::NotFound(message) => Status::not_found(message),
         FleetError::Invalid(violations) => invalid_argument(&violations),

@@ -2,6 +2,7 @@
 //! encode and map errors.
 
 mod access;
+mod changes;
 mod convert;
 mod deployments;
 mod fleet;

@@ -78,6 +78,15 @@ pub fn to_status(error: OrchestratorError) -> Status {
             details.set_error_info("REVISION_AHEAD", ERROR_DOMAIN, metadata);
             Status::with_error_details(Code::OutOfRange, error.to_string(), details)
         }
+        OrchestratorError::RevisionConflict { ref id, current } => {
+            let mut details = ErrorDetails::new();
+            let metadata = HashMap::from([
+                ("deployment_id".to_owned(), id.to_string()),
+                ("current_revision".to_owned(), current.to_string()),
+            ]);
+            details.set_error_info("REVISION_CONFLICT", ERROR_DOMAIN, metadata);
+            Status::with_error_details(Code::Aborted, error.to_string(), details)
+        }
         OrchestratorError::Unavailable(message) => Status::unavailable(message),
         // Forwarded by the API; seen here only when forwarding is not possible.
         OrchestratorError::Elsewhere { .. } => Status::unavailable(error.to_string()),

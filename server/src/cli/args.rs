@@ -153,11 +153,31 @@ pub enum ClientCommand {
   slipway run -d --name nginx --image nginx:1.27 --port 80")]
     Run(Box<RunArgs>),
 
-    /// Create a deployment from a TOML or YAML spec file, and start a workload of it.
+    /// Apply a TOML or YAML spec file: create the deployment and start a
+    /// workload of it, or update the deployment of that name to match.
+    ///
+    /// Prints `created`, `updated to revision N` (then follows the rollout to
+    /// the running workloads, unless -d) or `unchanged`. Applying the same
+    /// file twice changes nothing the second time.
     #[command(after_help = "Examples:
   slipway deploy -f examples/deployment.toml
-  slipway deploy -f web.yaml --no-start")]
+  slipway deploy -f web.yaml --no-start
+  slipway deploy -f web.yaml -d")]
     Deploy(DeployArgs),
+
+    /// Change a deployment: a new revision, rolled out to its running workloads.
+    ///
+    /// Only what is given changes. The deployment's update strategy (rolling
+    /// by default: one workload restarted at a time, each ready before the
+    /// next) takes the change to its running workloads; the command follows
+    /// that rollout until it ends, unless -d. A removed variable is gone from
+    /// the next run. See also `slipway rollout history` and `rollout undo`.
+    #[command(after_help = "Examples:
+  slipway update web -e LOG_LEVEL=debug --unset-env OLD_FLAG
+  slipway update web --image nginx:1.27 --expect-revision 3
+  slipway update web --strategy rolling --max-surge 1 -d
+  slipway update worker --strategy on-restart")]
+    Update(super::changes::UpdateArgs),
 
     /// List deployments.
     #[command(after_help = "Examples:
@@ -261,7 +281,7 @@ pub enum ClientCommand {
     #[command(subcommand)]
     Node(NodeCommand),
 
-    /// Rolling operations on workloads (admin).
+    /// Rollouts: rolling restarts (admin), a deployment's revisions and rollback.
     #[command(subcommand)]
     Rollout(RolloutCommand),
 
@@ -449,9 +469,13 @@ pub struct DeployArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: PathBuf,
 
-    /// Only create the deployment; print its id.
+    /// Only create the deployment (start no workload); print its id.
     #[arg(long)]
     pub no_start: bool,
+
+    /// On an update, do not follow the rollout: print its operation id and return.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
 }
 
 /// `slipway deployment …`.
@@ -777,6 +801,20 @@ pub enum RolloutCommand {
   slipway rollout restart --selector tier=api --max-unavailable 25%
   slipway rollout restart --node node-b --max-unavailable 2 --on-failure abort")]
     Restart(RolloutRestartArgs),
+
+    /// A deployment's revisions, newest first: when, by whom, what changed.
+    #[command(after_help = "Examples:
+  slipway rollout history web
+  slipway rollout history web -o json")]
+    History(super::changes::HistoryArgs),
+
+    /// Roll a deployment back: a new revision with an earlier one's spec,
+    /// rolled out as an update is (secret values are not kept in revisions:
+    /// the current secrets stay, and a note says when they differ).
+    #[command(after_help = "Examples:
+  slipway rollout undo web
+  slipway rollout undo web --to-revision 2 -d")]
+    Undo(super::changes::UndoArgs),
 }
 
 /// `slipway rollout restart`.

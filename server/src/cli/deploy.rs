@@ -1,9 +1,10 @@
 //! `slipway deploy -f`, `slipway deployments` and `slipway deployment rm`.
 
-use slipway_sdk::{Client, proto::CreateDeploymentRequest};
+use slipway_sdk::{ChangeOutcome, Client, proto::CreateDeploymentRequest};
 
 use super::{
     args::DeployArgs,
+    changes::report_change,
     error::{CliError, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK},
     output::outln,
     output::{Printer, age, print_table, short_id},
@@ -13,8 +14,10 @@ use super::{
     view::{DeploymentHealthView, DeploymentView},
 };
 
-/// `slipway deploy -f FILE`: creates the deployment, then (unless --no-start)
-/// a workload of it, started and waited for until RUNNING; prints its id.
+/// `slipway deploy -f FILE`: applies the file. A new deployment is created
+/// and (unless --no-start) a workload of it started and waited for until
+/// RUNNING, printing its id; an existing one is updated to match (its
+/// rollout followed unless -d), or left as it is when nothing differs.
 pub async fn deploy(client: &Client, printer: Printer, args: DeployArgs) -> Result<u8, CliError> {
     let request = SpecFile::read(&args.file)?
         .into_request()
@@ -22,7 +25,21 @@ pub async fn deploy(client: &Client, printer: Printer, args: DeployArgs) -> Resu
             path: args.file.clone(),
             message,
         })?;
-    let deployment = create_deployment(client, request).await?;
+    let name = request.name.clone();
+    let change = client
+        .apply(request)
+        .await
+        .map_err(|error| CliError::server(format!("cannot apply deployment {name:?}"), error))?;
+    if change.outcome != ChangeOutcome::Created {
+        return report_change(client, printer, change, args.detach).await;
+    }
+    let deployment = change.deployment;
+    if !printer.json() {
+        eprintln!(
+            "{} created (revision {})",
+            deployment.name, deployment.revision
+        );
+    }
     if args.no_start {
         if printer.json() {
             printer.print_json(&DeploymentView::new(&deployment))?;
@@ -101,6 +118,7 @@ pub async fn list_deployments(client: &Client, printer: Printer) -> Result<u8, C
                 short_id(&deployment.id).to_owned(),
                 deployment.service_path.clone(),
                 format!("{active}/{total}"),
+                deployment.revision.to_string(),
                 health.to_owned(),
                 truncate(&what, 40),
                 age(deployment.created_at.as_ref()),
@@ -108,7 +126,9 @@ pub async fn list_deployments(client: &Client, printer: Printer) -> Result<u8, C
         })
         .collect();
     print_table(
-        &["NAME", "ID", "PATH", "ACTIVE", "HEALTH", "COMMAND", "AGE"],
+        &[
+            "NAME", "ID", "PATH", "ACTIVE", "REV", "HEALTH", "COMMAND", "AGE",
+        ],
         &rows,
     );
     Ok(EXIT_OK)

@@ -51,6 +51,7 @@ fn kind(operation: &FleetOperation) -> &'static str {
     match operation.kind() {
         OperationKind::Drain => "drain",
         OperationKind::RollingRestart => "rolling-restart",
+        OperationKind::Rollout => "rollout",
         OperationKind::Unspecified => "unspecified",
     }
 }
@@ -234,7 +235,7 @@ async fn begun(
 
 /// Prints each change of the operation's items until it ends (or pauses);
 /// exit 0 when it succeeded.
-async fn follow(client: &Client, printer: Printer, id: &str) -> Result<u8, CliError> {
+pub(super) async fn follow(client: &Client, printer: Printer, id: &str) -> Result<u8, CliError> {
     let mut stream = Box::pin(
         client
             .watch_operation(id)

@@ -66,9 +66,15 @@ pub async fn ps(client: &Client, printer: Printer, args: PsArgs) -> Result<u8, C
         }
         return Ok(EXIT_OK);
     }
+    let mut behind = false;
     let rows: Vec<Vec<String>> = shown
         .iter()
         .map(|workload| {
+            let current = catalog
+                .deployment(&workload.deployment_id)
+                .map_or(0, |deployment| deployment.revision);
+            let (revision, old) = spec_revision(workload.spec_revision, current);
+            behind |= old;
             vec![
                 short_id(&workload.id).to_owned(),
                 catalog
@@ -85,15 +91,41 @@ pub async fn ps(client: &Client, printer: Printer, args: PsArgs) -> Result<u8, C
                     workload.port.to_string()
                 },
                 workload.generation.to_string(),
+                revision,
                 age(workload.created_at.as_ref()),
             ]
         })
         .collect();
     print_table(
-        &["ID", "NAME", "STAGE", "HEALTH", "PORT", "GENERATION", "AGE"],
+        &[
+            "ID",
+            "NAME",
+            "STAGE",
+            "HEALTH",
+            "PORT",
+            "GENERATION",
+            "REV",
+            "AGE",
+        ],
         &rows,
     );
+    if behind {
+        outln!(
+            "* runs an older revision than its deployment's current one (the current one in parentheses)"
+        );
+    }
     Ok(EXIT_OK)
+}
+
+/// The REV column: the revision the workload's run started from, marked
+/// `*` with the current one when that is newer (`2* (3)`); `-` before its
+/// first run. Also whether it is behind.
+fn spec_revision(runs: u64, current: u64) -> (String, bool) {
+    match runs {
+        0 => ("-".to_owned(), false),
+        runs if runs < current => (format!("{runs}* ({current})"), true),
+        runs => (runs.to_string(), false),
+    }
 }
 
 /// `slipway inspect`: always JSON, one object.

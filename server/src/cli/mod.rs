@@ -6,6 +6,7 @@
 
 mod access;
 mod args;
+mod changes;
 mod control;
 mod deploy;
 mod error;
@@ -103,6 +104,13 @@ async fn dispatch(
         ClientCommand::Run(run_args) => run::run(client, printer, *run_args).await,
         ClientCommand::Deploy(deploy_args) => deploy::deploy(client, printer, deploy_args).await,
         ClientCommand::Deployments => deploy::list_deployments(client, printer).await,
+        ClientCommand::Update(update_args) => changes::update(client, printer, update_args).await,
+        ClientCommand::Rollout(args::RolloutCommand::History(history_args)) => {
+            changes::history(client, printer, history_args).await
+        }
+        ClientCommand::Rollout(args::RolloutCommand::Undo(undo_args)) => {
+            changes::undo(client, printer, undo_args).await
+        }
         ClientCommand::Deployment(args::DeploymentCommand::Rm { targets }) => {
             deploy::remove_deployments(client, printer, targets).await
         }

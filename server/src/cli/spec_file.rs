@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use serde::Deserialize;
-use slipway_sdk::{DeploymentBuilder, Liveness, proto::CreateDeploymentRequest};
+use slipway_sdk::{DeploymentBuilder, Liveness, RolloutStrategy, proto::CreateDeploymentRequest};
 
 use super::error::CliError;
 use slipway_server::domain::Secret;
@@ -61,6 +61,27 @@ pub struct SpecFile {
     pub stop_signal: Option<String>,
     /// A check while it runs: `[liveness]` with one of `exec`, `http`, `tcp`.
     pub liveness: Option<LivenessSpec>,
+    /// How a change reaches the running workloads: "rolling" (the default),
+    /// "recreate", "on-restart", or `{ rolling = { max_unavailable = 2, max_surge = 1 } }`.
+    pub update_strategy: Option<StrategySpec>,
+}
+
+/// `update_strategy = "recreate"`, or `{ rolling = { max_unavailable = 2 } }`.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum StrategySpec {
+    Named(String),
+    Rolling { rolling: RollingSpec },
+}
+
+/// A rolling update's counts.
+#[derive(Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RollingSpec {
+    /// Restarted at once (default 1).
+    pub max_unavailable: Option<u32>,
+    /// New workloads started first (default 0).
+    pub max_surge: Option<u32>,
 }
 
 /// `[liveness]`: one of `exec = ["argv", …]`, `http = "/path"` or
@@ -238,6 +259,27 @@ impl SpecFile {
         if let Some(liveness) = self.liveness {
             builder = builder.liveness(liveness.into_check()?);
         }
+        if let Some(strategy) = self.update_strategy {
+            builder = builder.update_strategy(match strategy {
+                StrategySpec::Rolling { rolling } => RolloutStrategy::Rolling {
+                    max_unavailable: rolling.max_unavailable.unwrap_or(1),
+                    max_surge: rolling.max_surge.unwrap_or(0),
+                },
+                StrategySpec::Named(name) => match name.as_str() {
+                    "rolling" => RolloutStrategy::Rolling {
+                        max_unavailable: 1,
+                        max_surge: 0,
+                    },
+                    "recreate" => RolloutStrategy::Recreate,
+                    "on-restart" | "on_restart" => RolloutStrategy::OnRestart,
+                    other => {
+                        return Err(format!(
+                            "update_strategy {other:?}: expected \"rolling\", \"recreate\", \"on-restart\" or {{ rolling = {{ max_unavailable = N, max_surge = N }} }}"
+                        ));
+                    }
+                },
+            });
+        }
         Ok(builder.build())
     }
 }
@@ -265,6 +307,31 @@ mod tests {
         );
         assert_eq!(toml_spec, yaml_spec);
         assert!(toml_spec.is_ok());
+    }
+
+    #[test]
+    fn an_update_strategy_is_a_name_or_rolling_counts() {
+        let strategy = |text: &str| {
+            SpecFile::from_toml(&format!("command = [\"id\"]\n{text}"))
+                .and_then(SpecFile::into_request)
+                .map(|request| request.spec.and_then(|spec| spec.update_strategy))
+        };
+        let rolling = strategy("update_strategy = { rolling = { max_surge = 2 } }");
+        assert_eq!(
+            rolling,
+            Ok(Some(
+                RolloutStrategy::Rolling {
+                    max_unavailable: 1,
+                    max_surge: 2
+                }
+                .into()
+            ))
+        );
+        assert_eq!(
+            strategy("update_strategy = \"recreate\""),
+            Ok(Some(RolloutStrategy::Recreate.into()))
+        );
+        assert!(strategy("update_strategy = \"sideways\"").is_err());
     }
 
     #[test]

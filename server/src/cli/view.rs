@@ -49,6 +49,9 @@ pub struct WorkloadView {
     pub node_id: Option<String>,
     /// Why it waits, PENDING, for a node, while it does.
     pub pending_reason: Option<String>,
+    /// The deployment revision its current (or last) run started from; none
+    /// before its first run.
+    pub spec_revision: Option<u64>,
     /// The deployment, in full (only `inspect` fills it in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment: Option<DeploymentView>,
@@ -88,6 +91,7 @@ impl WorkloadView {
             warnings: workload.warnings.clone(),
             node_id: Some(workload.node_id.clone()).filter(|id| !id.is_empty()),
             pending_reason: Some(workload.pending_reason.clone()).filter(|why| !why.is_empty()),
+            spec_revision: Some(workload.spec_revision).filter(|revision| *revision != 0),
             deployment: None,
         }
     }
@@ -105,6 +109,8 @@ pub struct DeploymentView {
     pub spec: SpecView,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+    /// The revision of its spec and labels.
+    pub revision: u64,
     /// What its workloads say together, when the server said.
     pub health: Option<DeploymentHealthView>,
 }
@@ -149,6 +155,7 @@ impl DeploymentView {
             spec: SpecView::new(&deployment.spec.clone().unwrap_or_default()),
             created_at: rfc3339(deployment.created_at.as_ref()),
             updated_at: rfc3339(deployment.updated_at.as_ref()),
+            revision: deployment.revision,
             health: deployment.health.as_ref().map(DeploymentHealthView::new),
         }
     }

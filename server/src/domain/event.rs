@@ -9,6 +9,8 @@ use super::{DeploymentId, Timestamp, Workload, WorkloadId};
 pub enum EventKind {
     DeploymentCreated,
     DeploymentDeleted,
+    /// A new revision of the deployment's spec or labels.
+    DeploymentUpdated,
     WorkloadCreated,
     /// A stage or health change; the event carries the new snapshot.
     WorkloadUpdated,
@@ -20,6 +22,7 @@ impl EventKind {
         match self {
             EventKind::DeploymentCreated => "deployment_created",
             EventKind::DeploymentDeleted => "deployment_deleted",
+            EventKind::DeploymentUpdated => "deployment_updated",
             EventKind::WorkloadCreated => "workload_created",
             EventKind::WorkloadUpdated => "workload_updated",
             EventKind::WorkloadDeleted => "workload_deleted",
@@ -30,6 +33,7 @@ impl EventKind {
         [
             EventKind::DeploymentCreated,
             EventKind::DeploymentDeleted,
+            EventKind::DeploymentUpdated,
             EventKind::WorkloadCreated,
             EventKind::WorkloadUpdated,
             EventKind::WorkloadDeleted,

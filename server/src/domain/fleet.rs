@@ -14,6 +14,8 @@ use super::{DeploymentId, NodeId, Timestamp, WorkloadId};
 pub enum FleetKind {
     Drain,
     RollingRestart,
+    /// A deployment's change reaching its live workloads.
+    Rollout,
 }
 
 impl FleetKind {
@@ -21,6 +23,7 @@ impl FleetKind {
         match self {
             FleetKind::Drain => "drain",
             FleetKind::RollingRestart => "rolling_restart",
+            FleetKind::Rollout => "rollout",
         }
     }
 
@@ -28,6 +31,7 @@ impl FleetKind {
         match text {
             "drain" => Some(FleetKind::Drain),
             "rolling_restart" => Some(FleetKind::RollingRestart),
+            "rollout" => Some(FleetKind::Rollout),
             _ => None,
         }
     }
@@ -160,6 +164,19 @@ pub enum FleetParams {
         healthy_deadline_ms: u64,
         on_failure: FailurePolicy,
     },
+    /// Brings the deployment's live workloads to `revision`: each restarted
+    /// in place (`max_surge` 0), or replaced by a new workload that starts
+    /// first (`max_surge` > 0), `parallel` at a time.
+    Rollout {
+        deployment_id: DeploymentId,
+        deployment_name: String,
+        revision: u64,
+        /// "rolling" or "recreate".
+        strategy: String,
+        max_surge: u32,
+        min_healthy_ms: u64,
+        healthy_deadline_ms: u64,
+    },
 }
 
 impl FleetParams {
@@ -167,15 +184,26 @@ impl FleetParams {
         match self {
             FleetParams::Drain { .. } => FleetKind::Drain,
             FleetParams::RollingRestart { .. } => FleetKind::RollingRestart,
+            FleetParams::Rollout { .. } => FleetKind::Rollout,
+        }
+    }
+
+    /// What a failed item does to the operation; none for a drain (it goes on
+    /// with the others). A rollout pauses, as a Kubernetes rollout stops
+    /// progressing.
+    pub fn on_failure(&self) -> Option<FailurePolicy> {
+        match self {
+            FleetParams::Drain { .. } => None,
+            FleetParams::RollingRestart { on_failure, .. } => Some(*on_failure),
+            FleetParams::Rollout { .. } => Some(FailurePolicy::Pause),
         }
     }
 
     pub fn min_healthy(&self) -> Duration {
         match self {
             FleetParams::Drain { min_healthy_ms, .. }
-            | FleetParams::RollingRestart { min_healthy_ms, .. } => {
-                Duration::from_millis(*min_healthy_ms)
-            }
+            | FleetParams::RollingRestart { min_healthy_ms, .. }
+            | FleetParams::Rollout { min_healthy_ms, .. } => Duration::from_millis(*min_healthy_ms),
         }
     }
 
@@ -186,6 +214,10 @@ impl FleetParams {
                 ..
             }
             | FleetParams::RollingRestart {
+                healthy_deadline_ms,
+                ..
+            }
+            | FleetParams::Rollout {
                 healthy_deadline_ms,
                 ..
             } => Duration::from_millis(*healthy_deadline_ms),

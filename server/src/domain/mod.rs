@@ -11,6 +11,7 @@ mod limits;
 mod log;
 mod node;
 mod policy;
+mod revision;
 mod secret;
 mod spec;
 mod stage;
@@ -38,6 +39,9 @@ pub use limits::{
 pub use log::{LogFilter, LogItem, LogLevel, LogLine, LogStream, NewLogLine};
 pub use node::{Node, NodeRegistration, NodeState, Scheduling};
 pub use policy::{HealthCheck, Probe, RestartMode, RestartPolicy, STOP_SIGNALS};
+pub use revision::{
+    DeploymentRevision, SPEC_FIELDS, UpdateStrategy, apply_mask, changed_fields, secret_digests,
+};
 pub use secret::{REDACTED, Secret};
 pub use spec::{
     BuildStep, Deployment, DeploymentSpec, FieldViolation, Listen, Readiness, Resources,

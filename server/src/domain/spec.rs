@@ -116,6 +116,9 @@ pub struct DeploymentSpec {
     /// shared database, placement picks only among the nodes that do.
     #[serde(default)]
     pub node_selector: BTreeMap<String, String>,
+    /// How a change of the spec reaches the live workloads.
+    #[serde(default)]
+    pub update_strategy: super::UpdateStrategy,
 }
 
 impl DeploymentSpec {
@@ -141,6 +144,7 @@ impl DeploymentSpec {
             user: None,
             max_open_files: None,
             node_selector: BTreeMap::new(),
+            update_strategy: super::UpdateStrategy::default(),
         }
     }
 
@@ -199,6 +203,8 @@ pub struct Deployment {
     pub labels: BTreeMap<String, String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The revision of the spec and labels: 1 at create, + 1 per change.
+    pub revision: u64,
 }
 
 /// One thing wrong with a request, named by its field path (`spec.env[1NAME]`).
@@ -262,9 +268,32 @@ fn check_argv(field: &str, argv: &[String], violations: &mut Vec<FieldViolation>
     }
 }
 
+/// The most workloads a rolling update takes down (or adds) at once.
+const MAX_ROLLING_STEP: u32 = 1000;
+
 /// Everything wrong with a spec that can be told without I/O; empty when valid.
 pub fn validate_spec(spec: &DeploymentSpec) -> Vec<FieldViolation> {
     let mut violations = Vec::new();
+    if let super::UpdateStrategy::Rolling {
+        max_unavailable,
+        max_surge,
+    } = spec.update_strategy
+    {
+        for (field, value) in [
+            (
+                "spec.update_strategy.rolling.max_unavailable",
+                max_unavailable,
+            ),
+            ("spec.update_strategy.rolling.max_surge", max_surge),
+        ] {
+            if value > MAX_ROLLING_STEP {
+                violations.push(FieldViolation::new(
+                    field,
+                    format!("must be at most {MAX_ROLLING_STEP}"),
+                ));
+            }
+        }
+    }
     match spec.runtime {
         RuntimeKind::Process => {
             check_argv("spec.command", &spec.command, &mut violations);
@@ -547,6 +576,7 @@ mod tests {
             user: None,
             max_open_files: None,
             node_selector: BTreeMap::new(),
+            update_strategy: Default::default(),
         }
     }
 

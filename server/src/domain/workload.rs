@@ -53,6 +53,10 @@ pub struct Workload {
     /// node runs it yet.
     #[serde(default)]
     pub pending_reason: Option<String>,
+    /// The deployment revision whose spec the current (or last) run started
+    /// from; none before the first run.
+    #[serde(default)]
+    pub spec_revision: Option<u64>,
 }
 
 impl Workload {
@@ -82,6 +86,7 @@ impl Workload {
             node_id: None,
             owner_epoch: 0,
             pending_reason: None,
+            spec_revision: None,
         }
     }
 }

@@ -352,6 +352,7 @@ mod tests {
             labels: Default::default(),
             created_at: now(),
             updated_at: now(),
+            revision: 1,
         };
         let event = NewEvent {
             kind: EventKind::DeploymentCreated,

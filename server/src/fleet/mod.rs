@@ -6,6 +6,7 @@
 //! proceeds, and `node::controls` for the safety checks it shares with pause.
 
 mod control;
+mod rollout;
 mod runner;
 
 use std::{

@@ -34,20 +34,20 @@ use crate::domain::{
 
 /// How often an operation looks at its row (pause, cancel, a new owner) and
 /// at the workloads it waits for.
-const TICK: Duration = Duration::from_millis(200);
+pub(super) const TICK: Duration = Duration::from_millis(200);
 
 /// An old workload gets this long beyond its grace period to stop.
 const STOP_SLACK: Duration = Duration::from_secs(30);
 
 /// Another node holds the operation now: this one stops without a word.
-struct Fenced;
+pub(super) struct Fenced;
 
-enum Outcome {
+pub(super) enum Outcome {
     Done(String),
     Failed(String),
 }
 
-struct Run {
+pub(super) struct Run {
     fleet: Fleet,
     operation: Mutex<FleetOperation>,
 }
@@ -72,7 +72,7 @@ impl Run {
         }
     }
 
-    async fn update(
+    pub(super) async fn update(
         &self,
         index: usize,
         change: impl FnOnce(&mut FleetItem),
@@ -87,11 +87,11 @@ impl Run {
         self.save().await
     }
 
-    async fn item(&self, index: usize) -> Option<FleetItem> {
+    pub(super) async fn item(&self, index: usize) -> Option<FleetItem> {
         self.operation.lock().await.items.get(index).cloned()
     }
 
-    async fn params(&self) -> FleetParams {
+    pub(super) async fn params(&self) -> FleetParams {
         self.operation.lock().await.params.clone()
     }
 }
@@ -254,7 +254,7 @@ impl Fleet {
         })
         .await?;
         let params = run.params().await;
-        let FleetParams::RollingRestart { on_failure, .. } = params else {
+        let Some(on_failure) = params.on_failure() else {
             return Ok(());
         };
         if !failed {
@@ -328,11 +328,12 @@ impl Fleet {
         match run.params().await {
             FleetParams::Drain { .. } => self.move_off(run, index).await,
             FleetParams::RollingRestart { .. } => self.restart(run, index).await,
+            FleetParams::Rollout { .. } => self.roll(run, index).await,
         }
     }
 
     /// One drain item: replacement first, then the old workload stops.
-    async fn move_off(&self, run: &Run, index: usize) -> Result<Outcome, Fenced> {
+    pub(super) async fn move_off(&self, run: &Run, index: usize) -> Result<Outcome, Fenced> {
         let Some(item) = run.item(index).await else {
             return Ok(Outcome::Done(String::new()));
         };
@@ -452,7 +453,7 @@ impl Fleet {
     }
 
     /// One rolling-restart item.
-    async fn restart(&self, run: &Run, index: usize) -> Result<Outcome, Fenced> {
+    pub(super) async fn restart(&self, run: &Run, index: usize) -> Result<Outcome, Fenced> {
         let Some(item) = run.item(index).await else {
             return Ok(Outcome::Done(String::new()));
         };
@@ -650,7 +651,7 @@ impl Fleet {
                 )
                 .await
             }
-            FleetParams::RollingRestart { .. } => {
+            FleetParams::RollingRestart { .. } | FleetParams::Rollout { .. } => {
                 let operation = run.operation.lock().await;
                 let total = operation.items.len();
                 let done = count(&operation, ItemState::Done);

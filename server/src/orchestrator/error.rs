@@ -31,6 +31,12 @@ pub enum OrchestratorError {
     /// A watch asked for a revision that does not exist yet.
     #[error("revision {requested} is ahead of the current revision {current}")]
     RevisionAhead { requested: u64, current: u64 },
+    /// A change of a deployment named a revision that is not its current one
+    /// (or another change won the race from the same revision).
+    #[error(
+        "deployment {id} is at revision {current}: the change was made from another revision; read it again and retry"
+    )]
+    RevisionConflict { id: DeploymentId, current: u64 },
     #[error("{0}")]
     Unavailable(String),
     /// The call is for another node: the workload's owner, or the node
@@ -116,6 +122,7 @@ impl From<StoreError> for OrchestratorError {
             StoreError::NameTaken { name } => Self::AlreadyExists { name },
             StoreError::DeploymentNotFound { id } => Self::deployment_not_found(id),
             StoreError::DeploymentHasWorkloads { id } => Self::DeploymentInUse { id },
+            StoreError::RevisionConflict { id, current } => Self::RevisionConflict { id, current },
             other => Self::internal("using the store", other),
         }
     }

@@ -15,6 +15,7 @@ mod policy;
 mod ports;
 mod readiness;
 mod reconcile;
+mod revisions;
 mod run;
 mod supervisor;
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub use crate::logs::{OperationFailure, Progress, ProgressReceiver};
 pub use error::OrchestratorError;
 pub use health::{HealthHistory, HealthRetention};
 pub use ports::{PortLease, PortPool};
+pub use revisions::{ChangeOutcome, DeploymentChange, SpecPatch};
 
 use self::supervisor::{Command, Supervisor};
 use crate::{
@@ -260,19 +262,18 @@ impl Orchestrator {
 
     // ----- deployments -------------------------------------------------------
 
-    pub async fn create_deployment(&self, request: NewDeployment) -> Result<Deployment> {
-        let mut violations = validate_spec(&request.spec);
-        let name = if request.name.is_empty() {
-            format!("deployment-{}", &DeploymentId::generate().as_str()[..8])
-        } else {
-            request.name
-        };
-        violations.extend(validate_deployment_name(&name));
-        violations.extend(crate::domain::validate_project(&request.project));
-        violations.extend(paths::validate_labels(&request.labels));
-        if let Some(runtime) = self.inner.runtime(request.spec.runtime) {
+    /// Everything wrong with a spec and labels, as a create or an update
+    /// checks them (the runtime's checks included).
+    async fn check_spec(
+        &self,
+        spec: &DeploymentSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> Vec<crate::domain::FieldViolation> {
+        let mut violations = validate_spec(spec);
+        violations.extend(paths::validate_labels(labels));
+        if let Some(runtime) = self.inner.runtime(spec.runtime) {
             // The runtime's checks may read the user database: off the async threads.
-            let spec = request.spec.clone();
+            let spec = spec.clone();
             let checked = tokio::task::spawn_blocking(move || runtime.check_spec(&spec)).await;
             violations.extend(checked.unwrap_or_default());
         } else {
@@ -280,10 +281,22 @@ impl Orchestrator {
                 "spec.runtime",
                 format!(
                     "the {} runtime is not available on this server",
-                    request.spec.runtime.as_str()
+                    spec.runtime.as_str()
                 ),
             ));
         }
+        violations
+    }
+
+    pub async fn create_deployment(&self, request: NewDeployment) -> Result<Deployment> {
+        let mut violations = self.check_spec(&request.spec, &request.labels).await;
+        let name = if request.name.is_empty() {
+            format!("deployment-{}", &DeploymentId::generate().as_str()[..8])
+        } else {
+            request.name
+        };
+        violations.extend(validate_deployment_name(&name));
+        violations.extend(crate::domain::validate_project(&request.project));
         let service_path =
             match paths::resolve_service_path(&self.inner.root, &request.service_path) {
                 Ok(path) => path,
@@ -305,6 +318,7 @@ impl Orchestrator {
             labels: request.labels,
             created_at,
             updated_at: created_at,
+            revision: 1,
         };
         let event = NewEvent {
             kind: EventKind::DeploymentCreated,

@@ -436,9 +436,11 @@ impl Supervisor {
 
     /// Starts the pipeline of the current generation (the workload is pending).
     async fn start_run(&mut self, why: &str) -> Result<(), OrchestratorError> {
+        // The spec and its revision come from one read of the deployment.
         let deployment = self.deployment().await?;
         let runtime = self.inner.runtime(deployment.spec.runtime);
         self.secrets = deployment.spec.secret_values();
+        self.workload.spec_revision = Some(deployment.revision);
         self.restarts.run_started = Some(std::time::Instant::now());
         // The run is this node's: it takes the workload over (a new owner
         // epoch) before it writes anything of the run, its first log line included.

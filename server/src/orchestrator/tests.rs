@@ -310,6 +310,7 @@ async fn left_behind(store: &Store, spec: DeploymentSpec, left: Vec<Workload>) -
         labels: BTreeMap::new(),
         created_at: crate::domain::now(),
         updated_at: crate::domain::now(),
+        revision: 1,
     };
     let created = NewEvent {
         kind: EventKind::DeploymentCreated,

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use super::{StoreError, StoreResult, entities};
 use crate::domain::{
-    Deployment, Event, EventKind, Health, LogLevel, LogLine, LogStream, Secret, Stage, Timestamp,
-    Workload,
+    Deployment, DeploymentRevision, Event, EventKind, Health, LogLevel, LogLine, LogStream, Secret,
+    Stage, Timestamp, Workload,
 };
 
 fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
@@ -31,6 +31,7 @@ pub fn deployment_row(deployment: &Deployment) -> StoreResult<entities::deployme
             .map_err(|error| corrupt("labels", error))?,
         created_at: deployment.created_at.0,
         updated_at: deployment.updated_at.0,
+        revision: deployment.revision as i64,
     })
 }
 
@@ -52,6 +53,7 @@ pub fn deployment(
             .map_err(|error| corrupt("labels", error))?,
         created_at: Timestamp(row.created_at),
         updated_at: Timestamp(row.updated_at),
+        revision: row.revision.max(1) as u64,
     })
 }
 
@@ -81,6 +83,7 @@ pub fn workload_row(workload: &Workload) -> entities::workload::Model {
         node_id: workload.node_id.clone(),
         owner_epoch: workload.owner_epoch as i64,
         pending_reason: workload.pending_reason.clone(),
+        spec_revision: workload.spec_revision.map(|revision| revision as i64),
     }
 }
 
@@ -114,6 +117,7 @@ pub fn workload(row: entities::workload::Model) -> StoreResult<Workload> {
         node_id: row.node_id,
         owner_epoch: row.owner_epoch.max(0) as u64,
         pending_reason: row.pending_reason,
+        spec_revision: row.spec_revision.map(|revision| revision.max(0) as u64),
     })
 }
 
@@ -176,5 +180,50 @@ pub fn event(row: entities::event::Model) -> StoreResult<Event> {
             .map_err(|error| corrupt("event workload", error))?,
         message: row.message,
         actor: row.actor,
+    })
+}
+
+/// A revision's row: the spec's JSON holds no secret (see `secrets.rs`),
+/// the digests stand for them.
+pub fn revision_row(
+    revision: &DeploymentRevision,
+) -> StoreResult<entities::deployment_revision::Model> {
+    Ok(entities::deployment_revision::Model {
+        deployment_id: revision.deployment_id.clone(),
+        revision: revision.revision as i64,
+        spec: serde_json::to_string(&revision.spec).map_err(|error| corrupt("spec", error))?,
+        secrets: revision
+            .secrets
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|error| corrupt("revision secrets", error))?,
+        labels: serde_json::to_string(&revision.labels)
+            .map_err(|error| corrupt("labels", error))?,
+        changed: serde_json::to_string(&revision.changed)
+            .map_err(|error| corrupt("revision changes", error))?,
+        actor: revision.actor.clone(),
+        created_at: revision.created_at.0,
+        rolled_back_from: revision.rolled_back_from.map(|from| from as i64),
+    })
+}
+
+pub fn revision(row: entities::deployment_revision::Model) -> StoreResult<DeploymentRevision> {
+    Ok(DeploymentRevision {
+        deployment_id: row.deployment_id,
+        revision: row.revision.max(0) as u64,
+        spec: serde_json::from_str(&row.spec).map_err(|error| corrupt("spec", error))?,
+        secrets: row
+            .secrets
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|error| corrupt("revision secrets", error))?,
+        labels: serde_json::from_str(&row.labels).map_err(|error| corrupt("labels", error))?,
+        changed: serde_json::from_str(&row.changed)
+            .map_err(|error| corrupt("revision changes", error))?,
+        actor: row.actor,
+        created_at: Timestamp(row.created_at),
+        rolled_back_from: row.rolled_back_from.map(|from| from.max(0) as u64),
     })
 }

@@ -26,6 +26,8 @@ pub mod deployment {
         pub labels: String,
         pub created_at: i64,
         pub updated_at: i64,
+        /// The current revision of the spec and labels.
+        pub revision: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -69,6 +71,8 @@ pub mod workload {
         pub owner_epoch: i64,
         /// Why the workload waits for a node, while it does.
         pub pending_reason: Option<String>,
+        /// The deployment revision the current (or last) run started from.
+        pub spec_revision: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -209,6 +213,37 @@ pub mod fleet_operation {
         pub body: String,
         pub created_at: i64,
         pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod deployment_revision {
+    use sea_orm::entity::prelude::*;
+
+    use crate::domain::DeploymentId;
+
+    /// One revision of a deployment. Never a secret's value: `secrets` holds
+    /// names and digests.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deployment_revisions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub deployment_id: DeploymentId,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub revision: i64,
+        pub spec: String,
+        /// JSON object: secret name → digest; NULL when unknown.
+        pub secrets: Option<String>,
+        pub labels: String,
+        /// JSON array of the changed top-level fields.
+        pub changed: String,
+        pub actor: Option<String>,
+        pub created_at: i64,
+        pub rolled_back_from: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

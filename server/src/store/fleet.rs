@@ -71,7 +71,7 @@ impl Store {
     pub async fn insert_operation(&self, operation: &FleetOperation) -> StoreResult<()> {
         let target_node = match &operation.params {
             FleetParams::Drain { node_id, .. } => Some(node_id.clone()),
-            FleetParams::RollingRestart { .. } => None,
+            FleetParams::RollingRestart { .. } | FleetParams::Rollout { .. } => None,
         };
         fleet_operation::Entity::insert(fleet_operation::ActiveModel {
             id: Set(operation.id.clone()),

@@ -7,6 +7,7 @@ mod health;
 mod integrity;
 mod nodes;
 mod ownership;
+mod revisions;
 mod scheduling;
 mod warnings;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(scheduling::AddNodeScheduling),
             Box::new(fleet::AddFleetOperations),
             Box::new(actor::AddEventActor),
+            Box::new(revisions::AddRevisions),
             Box::new(health::AddHealthChecks),
         ]
     }

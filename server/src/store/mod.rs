@@ -11,6 +11,7 @@ mod logs;
 mod migration;
 mod nodes;
 mod ownership;
+mod revisions;
 mod secrets;
 mod space;
 mod state;
@@ -55,6 +56,10 @@ pub enum StoreError {
     /// the workload's: another node owns it now (or nobody does).
     #[error("workload {workload_id} is no longer owned at epoch {epoch}")]
     Fenced { workload_id: WorkloadId, epoch: u64 },
+    /// A deployment was to be changed from a revision that is no longer its
+    /// current one.
+    #[error("deployment {id} is at revision {current}")]
+    RevisionConflict { id: DeploymentId, current: u64 },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -9,16 +9,26 @@ use sea_orm::{
 use super::{
     Store, StoreError, StoreResult, convert, database,
     entities::{deployment, event, workload},
-    is_foreign_key_violation, is_unique_violation, secrets,
+    is_foreign_key_violation, is_unique_violation, revisions, secrets,
 };
 use crate::domain::{
-    Deployment, DeploymentId, Event, NodeId, Stage, Timestamp, Workload, WorkloadId,
+    Deployment, DeploymentId, DeploymentRevision, Event, NodeId, Stage, Timestamp, Workload,
+    WorkloadId,
 };
 
 /// A change of state, committed together with its event.
 #[derive(Debug, Clone)]
 pub enum StateWrite {
+    /// Stores the deployment, its secrets and its first revision.
     CreateDeployment(Box<Deployment>),
+    /// Writes the deployment's spec, labels, secrets and revision if its
+    /// stored revision is `expected_revision`, and records `revision`; else
+    /// [`StoreError::RevisionConflict`] and nothing changes.
+    UpdateDeployment {
+        deployment: Box<Deployment>,
+        expected_revision: u64,
+        revision: Box<DeploymentRevision>,
+    },
     DeleteDeployment(DeploymentId),
     CreateWorkload(Workload),
     UpdateWorkload(Workload),
@@ -79,6 +89,21 @@ async fn update_fenced(
         });
     }
     Ok(())
+}
+
+/// The deployments of `rows`, in order, each with its secrets.
+async fn with_secrets<C: ConnectionTrait>(
+    connection: &C,
+    rows: Vec<deployment::Model>,
+) -> StoreResult<Vec<Deployment>> {
+    let ids: Vec<DeploymentId> = rows.iter().map(|row| row.id.clone()).collect();
+    let mut secrets = secrets::of(connection, &ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let own = secrets.remove(&row.id).unwrap_or_default();
+            convert::deployment(row, own)
+        })
+        .collect()
 }
 
 /// Which workloads to list.
@@ -158,6 +183,24 @@ impl Store {
                         }
                     })?;
                 secrets::insert(&txn, deployment).await?;
+                let mut first = DeploymentRevision::of(
+                    &deployment.id,
+                    deployment.revision,
+                    &deployment.spec,
+                    &deployment.labels,
+                    Vec::new(),
+                );
+                // This runs in the event log's task: the caller is the event's.
+                first.actor = event.actor.clone();
+                first.created_at = deployment.created_at;
+                revisions::insert(&txn, &first).await?;
+            }
+            StateWrite::UpdateDeployment {
+                deployment,
+                expected_revision,
+                revision,
+            } => {
+                revisions::update(&txn, deployment, *expected_revision, revision).await?;
             }
             StateWrite::DeleteDeployment(id) => {
                 deployment::Entity::delete_by_id(id.clone())
@@ -227,38 +270,34 @@ impl Store {
     }
 
     /// The deployment, with its secrets.
+    /// The row and the secrets are read in one snapshot: they are of the same
+    /// revision.
     pub async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<Deployment>> {
+        let txn = self.snapshot().await?;
         let row = deployment::Entity::find_by_id(id.clone())
-            .one(&self.db)
+            .one(&txn)
             .await
             .map_err(database("reading a deployment"))?;
-        self.with_secrets(row.into_iter().collect())
+        let deployment = with_secrets(&txn, row.into_iter().collect())
             .await
-            .map(|mut deployments| deployments.pop())
+            .map(|mut deployments| deployments.pop())?;
+        txn.commit().await.map_err(database("ending a read"))?;
+        Ok(deployment)
     }
 
     /// The deployment named `name`, with its secrets.
     pub async fn find_deployment_by_name(&self, name: &str) -> StoreResult<Option<Deployment>> {
+        let txn = self.snapshot().await?;
         let row = deployment::Entity::find()
             .filter(deployment::Column::Name.eq(name))
-            .one(&self.db)
+            .one(&txn)
             .await
             .map_err(database("reading a deployment"))?;
-        self.with_secrets(row.into_iter().collect())
+        let deployment = with_secrets(&txn, row.into_iter().collect())
             .await
-            .map(|mut deployments| deployments.pop())
-    }
-
-    /// The deployments of `rows`, in order, each with its secrets.
-    async fn with_secrets(&self, rows: Vec<deployment::Model>) -> StoreResult<Vec<Deployment>> {
-        let ids: Vec<DeploymentId> = rows.iter().map(|row| row.id.clone()).collect();
-        let mut secrets = secrets::of(&self.db, &ids).await?;
-        rows.into_iter()
-            .map(|row| {
-                let own = secrets.remove(&row.id).unwrap_or_default();
-                convert::deployment(row, own)
-            })
-            .collect()
+            .map(|mut deployments| deployments.pop())?;
+        txn.commit().await.map_err(database("ending a read"))?;
+        Ok(deployment)
     }
 
     /// Deployments in creation order, after `cursor`, of `project` when given.
@@ -286,7 +325,7 @@ impl Store {
             .all(&self.db)
             .await
             .map_err(database("listing deployments"))?;
-        self.with_secrets(rows).await
+        with_secrets(&self.db, rows).await
     }
 
     pub async fn get_workload(&self, id: &WorkloadId) -> StoreResult<Option<Workload>> {

@@ -359,7 +359,7 @@ impl App {
             EventType::DeploymentDeleted => {
                 self.deployments.remove(&event.deployment_id);
             }
-            EventType::DeploymentCreated => {}
+            EventType::DeploymentCreated | EventType::DeploymentUpdated => {}
         }
         self.events.push_back(event);
         if self.events.len() > EVENTS_KEPT {

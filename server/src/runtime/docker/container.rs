@@ -266,6 +266,7 @@ mod tests {
             user: Some("nobody".to_owned()),
             max_open_files: Some(4096),
             node_selector: Default::default(),
+            update_strategy: Default::default(),
         };
         RunContext {
             workload_id: WorkloadId::generate(),

@@ -360,6 +360,11 @@ mod tests {
             "the secret stayed in the spec: {raw}"
         );
         assert!(raw.contains("\"command\""), "the spec is kept: {raw}");
+        // Made before revisions: revision 1, its secrets unknown.
+        assert_eq!(migrated.revision, 1);
+        let revisions = store.list_revisions(&deployment).await.expect("revisions");
+        assert_eq!(revisions.len(), 1);
+        assert_eq!((revisions[0].revision, &revisions[0].secrets), (1, &None));
         assert!(store.get_workload(&kept).await.expect("read").is_some());
         assert!(store.get_workload(&orphan).await.expect("read").is_none());
         assert_eq!(store.last_log_seq(&kept).await.expect("read"), 2);
